@@ -1,0 +1,64 @@
+import os
+import re
+import sys
+
+# The workflow's logic lives in the package under src/; jobs (local or on a cluster) import it.
+_SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+
+from algoprogress.config import ConfigError, validate_config
+from algoprogress.data import DataError, count_classes
+
+try:
+    _validated = validate_config(config)
+    NUM_CLASSES = count_classes(_validated["dataset"])
+except (ConfigError, DataError) as error:
+    sys.exit(f"config error: {error}")
+config.clear()
+config.update(_validated)
+
+MODELS = {model["name"]: model for model in config["models"]}
+SEEDS = sorted({seed for m in MODELS.values() for seed in m["resolved_training"]["seeds"]})
+
+
+wildcard_constraints:
+    model="|".join(re.escape(name) for name in MODELS),
+    seed=r"\d+",
+
+
+def curve_paths():
+    return [
+        f"results/curves/{name}/seed{seed}.parquet"
+        for name, model in MODELS.items()
+        for seed in model["resolved_training"]["seeds"]
+    ]
+
+
+def get_final_output():
+    return [
+        "results/thresholds.csv",
+        "results/trend.json",
+        "results/figures/efficiency.png",
+        "results/figures/learning_curves.png",
+    ]
+
+
+def model_spec(wildcards):
+    """What determines a model's FLOP count: architecture, constructor arguments, input shape."""
+    model = MODELS[wildcards.model]
+    return {
+        "arch": model["arch"],
+        "kwargs": model["kwargs"],
+        "resolution": config["dataset"]["resolution"],
+        "num_classes": NUM_CLASSES,
+    }
+
+
+def training_settings(wildcards):
+    """A model's resolved training settings: changing them reruns that model's training only."""
+    return MODELS[wildcards.model]["resolved_training"]
+
+
+def publication_dates():
+    return {name: model["published"] for name, model in MODELS.items()}

@@ -1,0 +1,177 @@
+"""Configuration: JSON-Schema validation with defaults, and the checks a schema cannot express.
+
+Every problem is raised as a ``ConfigError`` whose message is one line naming the key
+(``models[2].published: ...``), so a run stops before any job starts with a message a user can act
+on. Nothing here imports torch: the Snakefile calls it while it parses.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import difflib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from algoprogress.architectures import KNOWN_ARCHITECTURES
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schema"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line that names the key."""
+
+
+def _load_schema(name: str) -> dict:
+    with open(SCHEMA_DIR / name) as handle:
+        return yaml.safe_load(handle)
+
+
+def _with_defaults(validator_class):
+    """A validator class that also fills in each property's ``default`` (jsonschema's FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(prefix: str, path) -> str:
+    out = prefix
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<config>"
+
+
+def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
+    key = _key_path(prefix, error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        return f"{key}: unknown key {', '.join(hints)}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"{_key_path(prefix, [*error.absolute_path, missing[0]])}: missing required key"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"{key}: expected {expected}, got {type(error.instance).__name__} {error.instance!r}"
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        return f"{key}: {error.instance!r} is not of the form {error.validator_value}"
+    return f"{key}: {error.message}"
+
+
+def _validate(instance: Any, schema: dict, prefix: str, fill_defaults: bool) -> None:
+    cls = _DefaultFillingValidator if fill_defaults else jsonschema.Draft202012Validator
+    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(instance))
+    if error is not None:
+        raise ConfigError(_describe(error, prefix))
+
+
+def _dates_to_strings(value: Any) -> Any:
+    """YAML reads an unquoted 2012-06-01 as a date; the schema wants the ISO string."""
+    if isinstance(value, dict):
+        return {k: _dates_to_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_to_strings(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()[:10]
+    return value
+
+
+def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
+    try:
+        date = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a valid date (YYYY-MM-DD)") from None
+    if date > (today or dt.date.today()):
+        raise ConfigError(f"{key}: {text} is in the future")
+    return date
+
+
+def validate_config(raw: dict, today: dt.date | None = None) -> dict:
+    """Validate ``raw`` (as read from YAML), fill defaults, and resolve each model's settings.
+
+    Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name)
+    and ``resolved_training``: the global training settings with its own overrides applied.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"<config>: expected a mapping at the top level, got {type(raw).__name__}")
+    config = _dates_to_strings(copy.deepcopy(raw))
+    schema = _load_schema("config.schema.yaml")
+    model_schema = _load_schema("model.schema.yaml")
+    _validate(config, schema, "", fill_defaults=True)
+
+    training_schema = {**schema["$defs"]["training"]}
+    seen: dict[str, int] = {}
+    for index, model in enumerate(config["models"]):
+        prefix = f"models[{index}]"
+        _validate(model, model_schema, prefix, fill_defaults=True)
+        name = model["name"]
+        if name in seen:
+            raise ConfigError(f"{prefix}.name: duplicate model name {name!r} (also models[{seen[name]}])")
+        seen[name] = index
+        model.setdefault("arch", name)
+        if model["arch"] not in KNOWN_ARCHITECTURES:
+            close = difflib.get_close_matches(model["arch"], KNOWN_ARCHITECTURES, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"{prefix}.arch: unknown architecture {model['arch']!r}{hint}")
+        parse_date(model["published"], f"{prefix}.published", today)
+        if "num_classes" in model["kwargs"]:
+            raise ConfigError(f"{prefix}.kwargs.num_classes: set by the data set, not per model")
+        _validate(model["training"], training_schema, f"{prefix}.training", fill_defaults=False)
+        model["resolved_training"] = {**config["training"], **model["training"]}
+
+    reference = config["analysis"]["reference_model"]
+    if reference is None:
+        config["analysis"]["reference_model"] = config["models"][0]["name"]
+    elif reference not in seen:
+        raise ConfigError(f"analysis.reference_model: {reference!r} is not the name of a model")
+
+    dataset = config["dataset"]
+    if dataset["source"] == "imagefolder":
+        if not dataset["train_path"]:
+            raise ConfigError("dataset.train_path: required when dataset.source is 'imagefolder'")
+        for key in ("train_path", "val_path"):
+            if dataset[key] and not Path(dataset[key]).is_dir():
+                raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
+    if dataset["resolution"] < 63 and any(m["arch"] == "alexnet" for m in config["models"]):
+        raise ConfigError(
+            f"dataset.resolution: {dataset['resolution']} px is too small for alexnet (needs >= 63)"
+        )
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it (see ``validate_config``)."""
+    path = Path(path)
+    try:
+        with open(path) as handle:
+            raw = yaml.safe_load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    return validate_config(raw or {})
+
+
+def model_table(config: dict) -> dict[str, dict]:
+    """Models by name, in config order."""
+    return {model["name"]: model for model in config["models"]}

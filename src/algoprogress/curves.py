@@ -1,0 +1,76 @@
+"""The learning-curve file: one Parquet file per (model, seed), one row per evaluation.
+
+This module is the one place the curve's columns are named. The file's key-value metadata
+(``algoprogress`` key, JSON) records how the curve was made: fvcore's raw multiply-add count, the
+FLOP convention, the resolved training settings, package versions and the device.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from algoprogress.fileio import atomic_path
+
+METADATA_KEY = b"algoprogress"
+
+# column -> (pandas dtype, meaning)
+CURVE_COLUMNS = {
+    "model": ("string", "model name (config `models[].name`)"),
+    "arch": ("string", "torchvision constructor"),
+    "seed": ("int64", "training seed"),
+    "step": ("int64", "optimisation steps taken before this evaluation"),
+    "epoch": ("float64", "passes over the training split (step / steps per epoch)"),
+    "images_seen": ("int64", "training images processed (step x batch size)"),
+    "train_flops": ("float64", "cumulative training FLOP, by the convention in algoprogress.flops"),
+    "train_pfs_days": ("float64", "train_flops in petaflop/s-days (1e15 x 86400 FLOP)"),
+    "val_top1": ("float64", "top-1 accuracy on the validation split, fraction"),
+    "val_top5": ("float64", "top-5 accuracy on the validation split, fraction"),
+    "val_loss": ("float64", "mean cross-entropy on the validation split"),
+    "train_loss": ("float64", "mean training loss since the previous evaluation"),
+    "lr": ("float64", "learning rate of the last step before the evaluation"),
+    "wall_seconds": ("float64", "seconds since training started, evaluations included"),
+    "eval_seconds": ("float64", "cumulative seconds spent evaluating"),
+}
+
+
+def empty_curve() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, (dtype, _) in CURVE_COLUMNS.items()})
+
+
+def as_curve(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """Rows in the curve's column order and types; a missing or unknown column is an error."""
+    frame = pd.DataFrame(rows)
+    missing = set(CURVE_COLUMNS) - set(frame.columns)
+    extra = set(frame.columns) - set(CURVE_COLUMNS)
+    if missing or extra:
+        raise ValueError(f"curve columns: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    if frame.empty:
+        return empty_curve()
+    return frame[list(CURVE_COLUMNS)].astype({name: dtype for name, (dtype, _) in CURVE_COLUMNS.items()})
+
+
+def write_curve(path: str | Path, rows: list[dict] | pd.DataFrame, metadata: dict) -> None:
+    """Write atomically: the file at ``path`` is either the complete new curve or untouched."""
+    table = pa.Table.from_pandas(as_curve(rows), preserve_index=False)
+    merged = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str).encode()}
+    with atomic_path(path) as temporary:
+        pq.write_table(table.replace_schema_metadata(merged), temporary)
+
+
+def read_curve(path: str | Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def read_curve_metadata(path: str | Path) -> dict:
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
+
+
+def read_curves(paths) -> pd.DataFrame:
+    frames = [read_curve(path) for path in paths]
+    return pd.concat(frames, ignore_index=True) if frames else empty_curve()

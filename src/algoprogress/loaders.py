@@ -1,0 +1,81 @@
+"""FFCV loaders, as pipelines of stages (after FFCV's ImageNet example).
+
+On CUDA the order is FFCV's: decode -> flip -> to tensor -> to device -> to image (channels_last)
+-> normalise on the GPU. On CPU, normalisation comes right after decoding (and flipping): in the
+example's order FFCV's ``Loader`` never returns on CPU (FFCV issue #350).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ImageNet statistics on the 0-255 scale, as FFCV's NormalizeImage expects.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
+
+
+def _image_pipeline(decoder, device, flip: bool) -> list:
+    from ffcv.transforms import NormalizeImage, RandomHorizontalFlip, ToDevice, ToTensor, ToTorchImage
+
+    stages = [decoder] + ([RandomHorizontalFlip()] if flip else [])
+    if device.type == "cuda":
+        return stages + [
+            ToTensor(),
+            ToDevice(device, non_blocking=True),
+            ToTorchImage(),
+            NormalizeImage(IMAGENET_MEAN, IMAGENET_STD, np.float32),
+        ]
+    return stages + [NormalizeImage(IMAGENET_MEAN, IMAGENET_STD, np.float32), ToTensor(), ToTorchImage()]
+
+
+def _label_pipeline(device) -> list:
+    from ffcv.fields.decoders import IntDecoder
+    from ffcv.transforms import Squeeze, ToDevice, ToTensor
+
+    stages = [IntDecoder(), ToTensor(), Squeeze()]
+    return stages + ([ToDevice(device, non_blocking=True)] if device.type == "cuda" else [])
+
+
+def train_loader(
+    path: str,
+    batch_size: int,
+    resolution: int,
+    workers: int,
+    seed: int,
+    device,
+    random_resized_crop: bool = False,
+    flip: bool = False,
+):
+    """Shuffled (seeded, so a rerun sees the same order), full batches only."""
+    from ffcv.fields.decoders import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+    from ffcv.loader import Loader, OrderOption
+
+    if random_resized_crop:
+        decoder = RandomResizedCropRGBImageDecoder((resolution, resolution), scale=(0.35, 1.0))
+    else:
+        decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=1.0)
+    return Loader(
+        str(path),
+        batch_size=batch_size,
+        num_workers=workers,
+        order=OrderOption.RANDOM,
+        seed=seed,
+        drop_last=True,
+        pipelines={"image": _image_pipeline(decoder, device, flip), "label": _label_pipeline(device)},
+    )
+
+
+def val_loader(path: str, batch_size: int, resolution: int, workers: int, device):
+    """Every validation image once, in file order, centre crop of the whole image."""
+    from ffcv.fields.decoders import CenterCropRGBImageDecoder
+    from ffcv.loader import Loader, OrderOption
+
+    decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=1.0)
+    return Loader(
+        str(path),
+        batch_size=batch_size,
+        num_workers=workers,
+        order=OrderOption.SEQUENTIAL,
+        drop_last=False,
+        pipelines={"image": _image_pipeline(decoder, device, flip=False), "label": _label_pipeline(device)},
+    )

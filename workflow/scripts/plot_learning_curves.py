@@ -1,0 +1,37 @@
+"""Plot learning curves: the threshold metric against cumulative training compute, every curve.
+
+Snakemake rule `plot_learning_curves`; also a CLI:
+    python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png results/curves/*/*.parquet
+"""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))  # run from a checkout
+
+from algoprogress.cli import log_to
+from algoprogress.curves import read_curves
+from algoprogress.plots import learning_curves_figure
+
+
+def run(curve_files, threshold, out):
+    learning_curves_figure(read_curves(curve_files), threshold["metric"], threshold["value"], out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("curves", nargs="+", help="curve Parquet files")
+    parser.add_argument("--metric", default="val_top1", choices=["val_top1", "val_top5"])
+    parser.add_argument("--value", type=float, required=True, help="threshold drawn as a line")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    args = parser.parse_args(argv)
+    run(args.curves, {"metric": args.metric, "value": args.value}, args.out)
+
+
+if __name__ == "__main__":
+    if "snakemake" in globals():
+        log_to(snakemake.log[0])
+        run(snakemake.input.curves, snakemake.params.threshold, snakemake.output.figure)
+    else:
+        main()

@@ -1,0 +1,47 @@
+"""Prepare data: write the train/validation FFCV .beton files and their manifest.
+
+Snakemake rule `prepare_data`; also a CLI:
+    python workflow/scripts/prepare_data.py --config config/config.yaml --out-dir results/data
+"""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))  # run from a checkout
+
+from algoprogress.cli import fail, log_to
+from algoprogress.config import ConfigError, load_config
+from algoprogress.data import DataError, prepare_dataset
+
+
+def run(dataset_cfg, train, val, manifest, workers):
+    try:
+        result = prepare_dataset(dataset_cfg, train, val, manifest, workers=workers)
+    except DataError as error:
+        fail(str(error))
+    print(f"wrote {result['train']['images']} training and {result['val']['images']} validation images",
+          file=sys.stderr)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="workflow config YAML (its `dataset` section is used)")
+    parser.add_argument("--out-dir", required=True, help="folder for train.beton, val.beton, manifest.json")
+    parser.add_argument("--workers", type=int, default=2, help="writer processes")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        fail(str(error))
+    out = pathlib.Path(args.out_dir)
+    run(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", args.workers)
+
+
+if __name__ == "__main__":
+    if "snakemake" in globals():
+        log_to(snakemake.log[0])
+        run(snakemake.params.dataset, snakemake.output.train, snakemake.output.val,
+            snakemake.output.manifest, snakemake.threads)
+    else:
+        main()
