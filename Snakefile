@@ -1,9 +1,12 @@
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the bundled default, found from any working directory (--directory); --configfile overrides it
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"
@@ -13,6 +16,6 @@ include: "rules/analysis.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True

@@ -3,12 +3,14 @@ rule thresholds:
         curves=curve_paths(),
     output:
         csv="results/thresholds.csv",
-    params:
-        threshold=config["threshold"],
     log:
         "logs/thresholds.log",
+    benchmark:
+        "results/benchmarks/thresholds.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        threshold=config["threshold"],
     script:
         "../workflow/scripts/thresholds.py"
 
@@ -19,14 +21,16 @@ rule trend:
     output:
         json="results/trend.json",
         figure="results/figures/efficiency.png",
+    log:
+        "logs/trend.log",
+    benchmark:
+        "results/benchmarks/trend.tsv"
+    conda:
+        "../envs/analysis.yaml"
     params:
         published=publication_dates(),
         analysis=config["analysis"],
         threshold=config["threshold"],
-    log:
-        "logs/trend.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/trend.py"
 
@@ -36,11 +40,13 @@ rule plot_learning_curves:
         curves=curve_paths(),
     output:
         figure="results/figures/learning_curves.png",
-    params:
-        threshold=config["threshold"],
     log:
         "logs/plot_learning_curves.log",
+    benchmark:
+        "results/benchmarks/plot_learning_curves.tsv"
     conda:
         "../envs/analysis.yaml"
+    params:
+        threshold=config["threshold"],
     script:
         "../workflow/scripts/plot_learning_curves.py"

@@ -2,10 +2,9 @@ import os
 import re
 import sys
 
-# The workflow's logic lives in the package under src/; jobs (local or on a cluster) import it.
-_SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+# The workflow's logic lives in the package under src/ (the scripts find it through
+# workflow/scripts/algoprogress_path.py); here it checks the config before any job is planned.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from algoprogress.config import ConfigError, validate_config
 from algoprogress.data import DataError, count_classes
@@ -19,7 +18,9 @@ config.clear()
 config.update(_validated)
 
 MODELS = {model["name"]: model for model in config["models"]}
-SEEDS = sorted({seed for m in MODELS.values() for seed in m["resolved_training"]["seeds"]})
+SEEDS = sorted(
+    {seed for m in MODELS.values() for seed in m["resolved_training"]["seeds"]}
+)
 
 
 wildcard_constraints:

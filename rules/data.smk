@@ -3,12 +3,14 @@ rule prepare_data:
         train="results/data/train.beton",
         val="results/data/val.beton",
         manifest="results/data/manifest.json",
-    params:
-        dataset=config["dataset"],
     log:
         "logs/prepare_data.log",
-    threads: 4
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
     conda:
         "../envs/training.yaml"
+    threads: 4
+    params:
+        dataset=config["dataset"],
     script:
         "../workflow/scripts/prepare_data.py"

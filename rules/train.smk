@@ -1,12 +1,14 @@
 rule count_flops:
     output:
         "results/flops/{model}.json",
-    params:
-        spec=model_spec,
     log:
         "logs/count_flops/{model}.log",
+    benchmark:
+        "results/benchmarks/count_flops/{model}.tsv"
     conda:
         "../envs/training.yaml"
+    params:
+        spec=model_spec,
     script:
         "../workflow/scripts/count_flops.py"
 
@@ -19,13 +21,15 @@ rule train:
         flops=rules.count_flops.output[0],
     output:
         curve="results/curves/{model}/seed{seed}.parquet",
+    log:
+        "logs/train/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/seed{seed}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 2
     params:
         spec=model_spec,
         training=training_settings,
-    log:
-        "logs/train/{model}/seed{seed}.log",
-    threads: 2
-    conda:
-        "../envs/training.yaml"
     script:
         "../workflow/scripts/train.py"

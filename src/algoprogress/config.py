@@ -71,6 +71,8 @@ def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return f"{key}: expected {expected}, got {type(error.instance).__name__} {error.instance!r}"
+    if error.validator == "minItems":
+        return f"{key}: needs at least {error.validator_value} entries, got {len(error.instance)}"
     if error.validator == "pattern" and isinstance(error.instance, str):
         return f"{key}: {error.instance!r} is not of the form {error.validator_value}"
     return f"{key}: {error.message}"

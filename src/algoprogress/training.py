@@ -101,7 +101,7 @@ def package_versions() -> dict:
     return versions
 
 
-def train(job: TrainingJob, curve_path: str, progress_stream=sys.stderr) -> list[dict]:
+def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]:
     """Train, evaluate on schedule, and write the curve atomically at ``curve_path``."""
     import torch
     from tqdm import tqdm
@@ -160,7 +160,7 @@ def train(job: TrainingJob, curve_path: str, progress_stream=sys.stderr) -> list
         loss_since_eval, steps_since_eval = 0.0, 0
         bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
 
-    bar = tqdm(total=total_steps, desc=f"{job.model_name} seed {job.seed}", file=progress_stream,
+    bar = tqdm(total=total_steps, desc=f"{job.model_name} seed {job.seed}", file=progress_stream or sys.stderr,
                mininterval=2.0, ascii=True, unit="step")
     step = 0
     record(0)

@@ -6,10 +6,9 @@ Snakemake rule `count_flops`; also a CLI:
 
 import argparse
 import json
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))  # run from a checkout
+import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import log_to
 from algoprogress.fileio import write_json

@@ -5,10 +5,9 @@ Snakemake rule `plot_learning_curves`; also a CLI:
 """
 
 import argparse
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))  # run from a checkout
+import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import log_to
 from algoprogress.curves import read_curves

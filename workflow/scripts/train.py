@@ -9,7 +9,7 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))  # run from a checkout
+import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import fail, log_to
 from algoprogress.config import ConfigError, load_config, model_table

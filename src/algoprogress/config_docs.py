@@ -1,0 +1,54 @@
+"""Render config/README.md from the schemas' descriptions and defaults (one source of truth).
+
+    python -m algoprogress.config_docs > config/README.md
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from algoprogress.config import SCHEMA_DIR
+
+INTRO = """# Configuration
+
+`config/config.yaml` is the default experiment (the bundled MNIST miniature). Pass another file with
+`--configfile FILE`: Snakemake merges it over the default (mappings key by key; lists such as `models`
+are replaced whole). Before any job starts, the merged config is validated against
+`config/schema/config.schema.yaml` (each model against `config/schema/model.schema.yaml`), defaults
+are filled in, and a problem stops the run with one line naming the key, e.g.
+`config error: models[2].published: '2015-13-01' is not a valid date (YYYY-MM-DD)`.
+
+Runtime settings (cores, threads, GPUs, cluster resources) are not config: they come from the command
+line and profiles.
+
+This page is generated from the schemas by `python -m algoprogress.config_docs`; a test keeps it in step.
+"""
+
+
+def _value(value) -> str:
+    return "`" + yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() + "`"
+
+
+def _table(properties: dict, prefix: str) -> list[str]:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key, spec in properties.items():
+        default = _value(spec["default"]) if "default" in spec else "required"
+        rows.append(f"| `{prefix}{key}` | {default} | {' '.join(spec.get('description', '').split())} |")
+    return rows
+
+
+def render() -> str:
+    schema = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
+    model = yaml.safe_load((SCHEMA_DIR / "model.schema.yaml").read_text())
+    lines = [INTRO]
+    for section in ("dataset", "threshold", "training", "analysis"):
+        spec = schema["properties"][section]
+        properties = spec.get("properties") or schema["$defs"]["training"]["properties"]
+        lines += [f"## `{section}`", "", " ".join(spec["description"].split()), "", *_table(properties, f"{section}."), ""]
+    lines += ["## `models`", "", " ".join(schema["properties"]["models"]["description"].split()), "",
+              *_table(model["properties"], "models[]."), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -1,0 +1,35 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def snakemake_bin() -> str:
+    found = shutil.which("snakemake", path=os.pathsep.join([str(Path(os.sys.executable).parent), os.environ["PATH"]]))
+    assert found, "snakemake is not installed in this environment"
+    return found
+
+
+@pytest.fixture(scope="session")
+def mnist_betons(tmp_path_factory):
+    """A small real FFCV data set: 30 MNIST digits per class, 64 px, split 20/10 per class."""
+    from algoprogress.config import validate_config
+    from algoprogress.data import prepare_dataset
+
+    out = tmp_path_factory.mktemp("mnist")
+    config = validate_config({
+        "dataset": {"max_images_per_class": 30, "val_fraction": 1 / 3},
+        "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
+    })
+    manifest = prepare_dataset(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", 2)
+    return out, manifest

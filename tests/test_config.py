@@ -1,0 +1,146 @@
+import copy
+import datetime as dt
+
+import pytest
+import torchvision
+
+from algoprogress.architectures import KNOWN_ARCHITECTURES
+from algoprogress.config import ConfigError, load_config, validate_config
+
+MODELS = [
+    {"name": "alexnet", "published": "2012-06-01"},
+    {"name": "resnet18", "published": "2015-12-10", "training": {"lr": 0.1}},
+]
+
+
+def minimal(**extra):
+    return {"models": copy.deepcopy(MODELS), **extra}
+
+
+def error_of(config) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, today=dt.date(2026, 1, 1))
+    message = str(caught.value)
+    assert "\n" not in message, "errors must be one line"
+    return message
+
+
+def test_bundled_config_is_valid_and_meaningful(repo):
+    config = load_config(repo / "config" / "config.yaml")
+    models = config["models"]
+    assert len(models) >= 6
+    assert models[0]["name"] == "alexnet" == config["analysis"]["reference_model"]
+    years = [int(m["published"][:4]) for m in models]
+    assert min(years) == 2012 and max(years) == 2019 and years == sorted(years)
+
+
+def test_defaults_are_filled_and_overrides_resolved():
+    config = validate_config(minimal())
+    assert config["dataset"]["resolution"] == 64
+    assert config["threshold"] == {"name": "reference-level", "metric": "val_top1", "value": 0.9,
+                                   "interpolation": "log-linear"}
+    assert config["analysis"]["reference_model"] == "alexnet"
+    by_name = {m["name"]: m for m in config["models"]}
+    assert by_name["resnet18"]["resolved_training"]["lr"] == 0.1
+    assert by_name["alexnet"]["resolved_training"]["lr"] == config["training"]["lr"]
+    assert by_name["alexnet"]["arch"] == "alexnet"
+
+
+def test_input_is_not_modified():
+    raw = minimal()
+    before = copy.deepcopy(raw)
+    validate_config(raw)
+    assert raw == before
+
+
+def test_unknown_architecture_names_the_key():
+    config = minimal()
+    config["models"][1]["name"] = "resnet19"
+    message = error_of(config)
+    assert message.startswith("models[1].arch:") and "resnet19" in message and "resnet18" in message
+
+
+@pytest.mark.parametrize("date", ["2015-13-01", "15-12-10", "yesterday", "2015-02-30"])
+def test_malformed_date_names_the_key(date):
+    config = minimal()
+    config["models"][1]["published"] = date
+    assert error_of(config).startswith("models[1].published:")
+
+
+def test_future_date_is_refused():
+    config = minimal()
+    config["models"][1]["published"] = "2030-01-01"
+    assert "future" in error_of(config)
+
+
+def test_yaml_dates_are_accepted():
+    config = minimal()
+    config["models"][0]["published"] = dt.date(2012, 6, 1)
+    assert validate_config(config)["models"][0]["published"] == "2012-06-01"
+
+
+def test_missing_key_names_the_key():
+    config = minimal()
+    del config["models"][0]["published"]
+    assert error_of(config) == "models[0].published: missing required key"
+    assert error_of({}).startswith("models: missing required key")
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expected",
+    [
+        ("training", "batch_size", "64", "training.batch_size: expected integer"),
+        ("training", "batch_size", 0, "training.batch_size:"),
+        ("threshold", "value", 1.5, "threshold.value:"),
+        ("threshold", "value", 0, "threshold.value:"),
+        ("dataset", "resolution", 32, "dataset.resolution:"),
+    ],
+)
+def test_wrong_values_name_the_key(section, key, value, expected):
+    message = error_of(minimal(**{section: {key: value}}))
+    assert message.startswith(expected)
+
+
+def test_misspelled_key_suggests_the_right_one():
+    message = error_of(minimal(training={"epohcs": 3}))
+    assert message.startswith("training: unknown key 'epohcs'") and "did you mean 'epochs'" in message
+
+
+def test_model_training_override_is_validated():
+    config = minimal()
+    config["models"][0]["training"] = {"lr": -1}
+    assert error_of(config).startswith("models[0].training.lr:")
+
+
+def test_duplicate_model_names_are_refused():
+    config = minimal()
+    config["models"][1]["name"] = "alexnet"
+    assert error_of(config).startswith("models[1].name: duplicate")
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "x;rm -rf", "$(id)", ".hidden"])
+def test_names_that_would_escape_paths_are_refused(name):
+    config = minimal()
+    config["models"][1]["name"] = name
+    assert error_of(config).startswith("models[1].name:")
+
+
+def test_reference_model_must_exist():
+    assert error_of(minimal(analysis={"reference_model": "vgg"})).startswith("analysis.reference_model:")
+
+
+def test_imagefolder_paths_must_exist(tmp_path):
+    message = error_of(minimal(dataset={"source": "imagefolder", "train_path": str(tmp_path / "missing")}))
+    assert message.startswith("dataset.train_path:") and "does not exist" in message
+
+
+def test_architecture_list_matches_torchvision():
+    models = torchvision.models
+    assert set(KNOWN_ARCHITECTURES) == set(models.list_models(module=models))
+
+
+def test_load_config_reports_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)

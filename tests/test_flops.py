@@ -1,0 +1,32 @@
+import pytest
+import torchvision
+
+from algoprogress.flops import (
+    PETAFLOP_S_DAY,
+    TRAINING_FLOP_PER_MULTIPLY_ADD,
+    count_multiply_adds,
+    to_petaflop_s_days,
+    training_flops,
+)
+
+
+def test_convention_is_two_flop_per_multiply_add_times_three():
+    assert TRAINING_FLOP_PER_MULTIPLY_ADD == 6
+    assert training_flops(1_000, 64) == 384_000
+    assert to_petaflop_s_days(PETAFLOP_S_DAY) == 1.0
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18", "mobilenet_v2"])
+def test_fvcore_forward_count_agrees_with_torchvision_metadata(arch):
+    """torchvision's `_ops` (GFLOPS) counts one multiply-add as one operation at 224 px, 1000 classes."""
+    published = torchvision.models.get_model_weights(arch).DEFAULT.meta["_ops"] * 1e9
+    counted = count_multiply_adds(arch, 1000, 224)["multiply_adds_per_image"]
+    assert counted == pytest.approx(published, rel=0.05)
+
+
+def test_count_depends_on_resolution_and_classes():
+    small = count_multiply_adds("resnet18", 10, 64)
+    large = count_multiply_adds("resnet18", 10, 128)
+    assert 3.5 < large["multiply_adds_per_image"] / small["multiply_adds_per_image"] < 4.5
+    assert small["parameters"] == sum(p.numel() for p in torchvision.models.resnet18(num_classes=10).parameters())
+    assert "aten::add_" in small["uncounted_operators"]

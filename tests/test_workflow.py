@@ -1,0 +1,111 @@
+"""The real Snakemake workflow, run in a temporary directory on the tiny config."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from algoprogress import curves
+from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
+
+SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "plot_learning_curves"]
+
+
+def snakemake(snakemake_bin, repo, workdir, *args, configfile=None):
+    command = [snakemake_bin, "-s", str(repo / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--configfile", str(configfile or repo / "tests" / "data" / "tiny.yaml"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished_run(snakemake_bin, repo, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    result = snakemake(snakemake_bin, repo, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_end_to_end_outputs(finished_run, repo):
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    names = [m["name"] for m in config["models"]]
+    results = finished_run / "results"
+
+    for name in names:
+        path = results / "curves" / name / "seed0.parquet"
+        curve = curves.read_curve(path)
+        assert list(curve.columns) == list(curves.CURVE_COLUMNS)
+        assert curve["step"].is_monotonic_increasing and curve["step"].iloc[0] == 0
+        counted = json.loads((results / "flops" / f"{name}.json").read_text())["multiply_adds_per_image"]
+        assert curve["train_flops"].tolist() == pytest.approx(
+            (TRAINING_FLOP_PER_MULTIPLY_ADD * counted * curve["images_seen"]).tolist())
+        assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == counted
+        assert (finished_run / "logs" / "train" / name / "seed0.log").read_text().count("step") > 0
+
+    thresholds = pd.read_csv(results / "thresholds.csv")
+    assert sorted(thresholds["model"]) == sorted(names) and thresholds["reached"].all()
+    trend = json.loads((results / "trend.json").read_text())
+    assert math.isfinite(trend["doubling_time_months"]) and trend["n"] == 2
+    for key in ("doubling_time_months_low", "doubling_time_months_high", "r_squared",
+                "efficiency_factor_newest_over_reference"):
+        assert key in trend
+    assert (results / "figures" / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((results / "data" / "manifest.json").read_text())
+    assert manifest["train"]["images"] == 450 and manifest["val"]["images"] == 150
+
+
+@pytest.mark.slow
+def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, repo):
+    result = snakemake(snakemake_bin, repo, finished_run, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_failing_job_leaves_no_partial_output_and_spares_other_models(snakemake_bin, repo, tmp_path):
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    config["models"][1]["training"] = {"lr": 1.0e12, "schedule": "constant", "momentum": 0.0}
+    configfile = tmp_path / "diverging.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    result = snakemake(snakemake_bin, repo, workdir, "--keep-going", configfile=configfile)
+    assert result.returncode != 0
+    bad, good = config["models"][1]["name"], config["models"][0]["name"]
+    assert "non-finite loss" in (workdir / "logs" / "train" / bad / "seed0.log").read_text()
+    assert not (workdir / "results" / "curves" / bad / "seed0.parquet").exists()
+    assert not list((workdir / "results").rglob("*partial*"))
+    assert (workdir / "results" / "curves" / good / "seed0.parquet").exists()
+    assert not (workdir / "results" / "thresholds.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        ({"models": [{"name": "resnet19", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}]},
+         "models[0].arch"),
+        ({"models": [{"name": "resnet18", "published": "2015-31-12"}, {"name": "alexnet", "published": "2012-06-01"}]},
+         "models[0].published"),
+        ({"training": {"batch_size": "big"}}, "training.batch_size"),
+        ({"models": [{"name": "resnet18"}, {"name": "alexnet", "published": "2012-06-01"}]}, "models[0].published"),
+    ],
+)
+def test_bad_config_stops_before_any_job_with_one_line(snakemake_bin, repo, tmp_path, change, key):
+    configfile = tmp_path / "bad.yaml"
+    configfile.write_text(yaml.safe_dump(change))
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", configfile=configfile)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert errors == [lines[-1]] and errors[0].startswith(f"config error: {key}:"), lines
+    assert not any("rule " in line or "Traceback" in line for line in lines), lines
+    assert not (tmp_path / "run" / "results").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_stage_is_a_cli_with_help(repo, script):
+    result = subprocess.run([sys.executable, str(repo / "workflow" / "scripts" / f"{script}.py"), "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage:" in result.stdout and "Snakemake rule" in result.stdout
