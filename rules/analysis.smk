@@ -2,7 +2,17 @@ rule thresholds:
     input:
         curves=curve_paths(),
     output:
-        csv="results/thresholds.csv",
+        csv=report(
+            "results/thresholds.csv",
+            caption="../report/thresholds.rst",
+            category="Compute at threshold",
+        ),
+        parquet="results/thresholds.parquet",
+        by_model=report(
+            "results/thresholds_by_model.csv",
+            caption="../report/thresholds_by_model.rst",
+            category="Compute at threshold",
+        ),
     log:
         "logs/thresholds.log",
     benchmark:
@@ -10,17 +20,22 @@ rule thresholds:
     conda:
         "../envs/analysis.yaml"
     params:
-        threshold=config["threshold"],
+        thresholds=config["thresholds"],
     script:
         "../workflow/scripts/thresholds.py"
 
 
 rule trend:
     input:
-        thresholds=rules.thresholds.output.csv,
+        thresholds=rules.thresholds.output.parquet,
     output:
         json="results/trend.json",
-        figure="results/figures/efficiency.png",
+        csv=report("results/trend.csv", caption="../report/trend.rst", category="Trend"),
+        figure=report(
+            "results/figures/efficiency.png",
+            caption="../report/efficiency.rst",
+            category="Trend",
+        ),
     log:
         "logs/trend.log",
     benchmark:
@@ -29,17 +44,67 @@ rule trend:
         "../envs/analysis.yaml"
     params:
         published=publication_dates(),
+        thresholds=config["thresholds"],
         analysis=config["analysis"],
-        threshold=config["threshold"],
     script:
         "../workflow/scripts/trend.py"
+
+
+rule published_trend:
+    input:
+        table=published_table(),
+    output:
+        json="results/published/trend.json",
+        csv=report(
+            "results/published/trend.csv",
+            caption="../report/published_trend.rst",
+            category="Published results",
+        ),
+        figure=report(
+            "results/figures/published.png",
+            caption="../report/published.rst",
+            category="Published results",
+        ),
+    log:
+        "logs/published_trend.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        analysis=config["analysis"],
+    script:
+        "../workflow/scripts/published_trend.py"
+
+
+rule compare_with_published:
+    input:
+        table=published_table(),
+        thresholds=rules.thresholds.output.parquet,
+    output:
+        figure=report(
+            "results/figures/measured_vs_published.png",
+            caption="../report/measured_vs_published.rst",
+            category="Published results",
+        ),
+    log:
+        "logs/compare_with_published.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        published=publication_dates(),
+        threshold=config["thresholds"][0],
+    script:
+        "../workflow/scripts/compare_with_published.py"
 
 
 rule plot_learning_curves:
     input:
         curves=curve_paths(),
     output:
-        figure="results/figures/learning_curves.png",
+        figure=report(
+            "results/figures/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Learning curves",
+        ),
     log:
         "logs/plot_learning_curves.log",
     benchmark:
@@ -47,6 +112,27 @@ rule plot_learning_curves:
     conda:
         "../envs/analysis.yaml"
     params:
-        threshold=config["threshold"],
+        threshold=config["thresholds"][0],
     script:
         "../workflow/scripts/plot_learning_curves.py"
+
+
+rule plot_model_curve:
+    input:
+        curves=model_curve_paths,
+        thresholds=rules.thresholds.output.csv,
+    output:
+        figure=report(
+            "results/figures/curves/{model}.png",
+            caption="../report/model_curve.rst",
+            category="Learning curves",
+            subcategory="{model}",
+        ),
+    log:
+        "logs/plot_model_curve/{model}.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        thresholds=config["thresholds"],
+    script:
+        "../workflow/scripts/plot_model_curve.py"

@@ -12,6 +12,11 @@ from algoprogress.data import DataError, count_classes
 try:
     _validated = validate_config(config)
     NUM_CLASSES = count_classes(_validated["dataset"])
+    _published = _validated["analysis"]["published_table"]
+    if _published and not os.path.isfile(os.path.join(workflow.basedir, _published)):
+        raise ConfigError(
+            f"analysis.published_table: file {_published!r} does not exist"
+        )
 except (ConfigError, DataError) as error:
     sys.exit(f"config error: {error}")
 config.clear()
@@ -36,13 +41,38 @@ def curve_paths():
     ]
 
 
+def model_curve_paths(wildcards):
+    seeds = MODELS[wildcards.model]["resolved_training"]["seeds"]
+    return [f"results/curves/{wildcards.model}/seed{seed}.parquet" for seed in seeds]
+
+
+def published_table():
+    """The published table to compare with (relative paths are relative to the workflow), or None."""
+    path = config["analysis"]["published_table"]
+    return (
+        path
+        if path is None or os.path.isabs(path)
+        else os.path.join(workflow.basedir, path)
+    )
+
+
 def get_final_output():
-    return [
+    outputs = [
         "results/thresholds.csv",
+        "results/thresholds_by_model.csv",
         "results/trend.json",
+        "results/trend.csv",
         "results/figures/efficiency.png",
         "results/figures/learning_curves.png",
+        *[f"results/figures/curves/{name}.png" for name in MODELS],
     ]
+    if published_table():
+        outputs += [
+            "results/published/trend.json",
+            "results/figures/published.png",
+            "results/figures/measured_vs_published.png",
+        ]
+    return outputs
 
 
 def model_spec(wildcards):

@@ -37,8 +37,9 @@ def test_bundled_config_is_valid_and_meaningful(repo):
 def test_defaults_are_filled_and_overrides_resolved():
     config = validate_config(minimal())
     assert config["dataset"]["resolution"] == 64
-    assert config["threshold"] == {"name": "reference-level", "metric": "val_top1", "value": 0.9,
-                                   "interpolation": "log-linear"}
+    assert config["thresholds"] == [{"name": "reference-level", "metric": "val_top1", "value": 0.9,
+                                     "interpolation": "log-linear"}]
+    assert config["analysis"]["robust_errors"] is False
     assert config["analysis"]["reference_model"] == "alexnet"
     by_name = {m["name"]: m for m in config["models"]}
     assert by_name["resnet18"]["resolved_training"]["lr"] == 0.1
@@ -91,14 +92,23 @@ def test_missing_key_names_the_key():
     [
         ("training", "batch_size", "64", "training.batch_size: expected integer"),
         ("training", "batch_size", 0, "training.batch_size:"),
-        ("threshold", "value", 1.5, "threshold.value:"),
-        ("threshold", "value", 0, "threshold.value:"),
         ("dataset", "resolution", 32, "dataset.resolution:"),
     ],
 )
 def test_wrong_values_name_the_key(section, key, value, expected):
     message = error_of(minimal(**{section: {key: value}}))
     assert message.startswith(expected)
+
+
+@pytest.mark.parametrize("value", [1.5, 0, -0.1])
+def test_threshold_outside_zero_one_names_the_key(value):
+    message = error_of(minimal(thresholds=[{"name": "a", "value": 0.5}, {"name": "b", "value": value}]))
+    assert message.startswith("thresholds[1].value:")
+
+
+def test_duplicate_threshold_names_are_refused():
+    message = error_of(minimal(thresholds=[{"name": "a", "value": 0.5}, {"name": "a", "value": 0.7}]))
+    assert message.startswith("thresholds[1].name: duplicate")
 
 
 def test_misspelled_key_suggests_the_right_one():
@@ -144,3 +154,10 @@ def test_load_config_reports_the_file(tmp_path):
     bad.write_text("models: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_config(bad)
+
+
+def test_key_order_does_not_matter():
+    """Snakemake compares params in key order: the validated config must not depend on it."""
+    forward = minimal(training={"lr": 0.1, "epochs": 2}, dataset={"resolution": 64, "val_fraction": 0.5})
+    backward = minimal(dataset={"val_fraction": 0.5, "resolution": 64}, training={"epochs": 2, "lr": 0.1})
+    assert repr(validate_config(forward)) == repr(validate_config(backward))

@@ -12,7 +12,8 @@ import yaml
 from algoprogress import curves
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
 
-SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "plot_learning_curves"]
+SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "plot_learning_curves", "plot_model_curve",
+           "published_trend", "compare_with_published"]
 
 
 def snakemake(snakemake_bin, repo, workdir, *args, configfile=None):
@@ -46,14 +47,27 @@ def test_end_to_end_outputs(finished_run, repo):
         assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == counted
         assert (finished_run / "logs" / "train" / name / "seed0.log").read_text().count("step") > 0
 
+    threshold_names = [t["name"] for t in config["thresholds"]]
     thresholds = pd.read_csv(results / "thresholds.csv")
-    assert sorted(thresholds["model"]) == sorted(names) and thresholds["reached"].all()
+    assert sorted(zip(thresholds["threshold_name"], thresholds["model"])) == sorted(
+        (t, n) for t in threshold_names for n in names)
+    assert thresholds["reached"].all()
+    assert thresholds.equals(pd.read_parquet(results / "thresholds.parquet"))
     trend = json.loads((results / "trend.json").read_text())
     assert math.isfinite(trend["doubling_time_months"]) and trend["n"] == 2
     for key in ("doubling_time_months_low", "doubling_time_months_high", "r_squared",
                 "efficiency_factor_newest_over_reference"):
         assert key in trend
-    assert (results / "figures" / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(trend["thresholds"]) == sorted(threshold_names)
+    table = pd.read_csv(results / "trend.csv")
+    assert sorted(zip(table["threshold"], table["set"])) == sorted(
+        (t, s) for t in threshold_names for s in ("all", "frontier"))
+    published = json.loads((results / "published" / "trend.json").read_text())
+    assert published["thresholds"]["AlexNet-level"]["fits"]["all"]["doubling_time_months"] == pytest.approx(15.7, abs=0.1)
+    figures = ["efficiency", "learning_curves", "published", "measured_vs_published"]
+    for figure in [*(results / "figures" / f"{f}.png" for f in figures),
+                   *(results / "figures" / "curves" / f"{n}.png" for n in names)]:
+        assert figure.read_bytes()[:4] == b"\x89PNG", figure
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["train"]["images"] == 450 and manifest["val"]["images"] == 150
 
@@ -62,6 +76,44 @@ def test_end_to_end_outputs(finished_run, repo):
 def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, repo):
     result = snakemake(snakemake_bin, repo, finished_run, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of a dry run (empty when nothing is to be done)."""
+    jobs, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            inside, jobs = True, {}
+        elif inside and line.startswith("total"):
+            inside = False
+        elif inside and line.strip() and not line.startswith(("job", "-")):
+            rule, count = line.split()
+            jobs[rule] = int(count)
+    return jobs
+
+
+@pytest.mark.slow
+def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, repo):
+    report = finished_run / "results" / "report.html"
+    result = snakemake(snakemake_bin, repo, finished_run, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = report.read_text()
+    assert "efficiency frontier" in html and "log-compute" in html  # the captions
+    assert "thresholds_by_model.csv" in html and "measured_vs_published.png" in html
+    assert 'src="http' not in html  # self-contained: nothing fetched when opened
+
+
+@pytest.mark.slow
+def test_changing_a_threshold_reruns_the_analysis_only(finished_run, snakemake_bin, repo, tmp_path):
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    config["thresholds"][0]["value"] = 0.6
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(snakemake_bin, repo, finished_run, "-n", configfile=changed)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout + result.stderr) == {
+        "thresholds": 1, "trend": 1, "compare_with_published": 1, "plot_learning_curves": 1,
+        "plot_model_curve": 2, "all": 1}
 
 
 @pytest.mark.slow

@@ -96,6 +96,16 @@ def _dates_to_strings(value: Any) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """Every mapping with its keys sorted: Snakemake's params trigger compares dicts in key order,
+    so the same settings written in another order must not look like a change (and retrain)."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
     try:
         date = dt.date.fromisoformat(text)
@@ -139,6 +149,11 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         _validate(model["training"], training_schema, f"{prefix}.training", fill_defaults=False)
         model["resolved_training"] = {**config["training"], **model["training"]}
 
+    names = [threshold["name"] for threshold in config["thresholds"]]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"thresholds[{index}].name: duplicate threshold name {name!r}")
+
     reference = config["analysis"]["reference_model"]
     if reference is None:
         config["analysis"]["reference_model"] = config["models"][0]["name"]
@@ -156,7 +171,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         raise ConfigError(
             f"dataset.resolution: {dataset['resolution']} px is too small for alexnet (needs >= 63)"
         )
-    return config
+    return _canonical(config)
 
 
 def load_config(path: str | Path) -> dict:

@@ -41,10 +41,13 @@ def render() -> str:
     schema = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
     model = yaml.safe_load((SCHEMA_DIR / "model.schema.yaml").read_text())
     lines = [INTRO]
-    for section in ("dataset", "threshold", "training", "analysis"):
+    for section in ("dataset", "thresholds", "training", "analysis"):
         spec = schema["properties"][section]
-        properties = spec.get("properties") or schema["$defs"]["training"]["properties"]
-        lines += [f"## `{section}`", "", " ".join(spec["description"].split()), "", *_table(properties, f"{section}."), ""]
+        if "items" in spec:  # a list of entries: document an entry's keys
+            properties, prefix = spec["items"]["properties"], f"{section}[]."
+        else:
+            properties, prefix = spec.get("properties") or schema["$defs"]["training"]["properties"], f"{section}."
+        lines += [f"## `{section}`", "", " ".join(spec["description"].split()), "", *_table(properties, prefix), ""]
     lines += ["## `models`", "", " ".join(schema["properties"]["models"]["description"].split()), "",
               *_table(model["properties"], "models[]."), ""]
     return "\n".join(lines)

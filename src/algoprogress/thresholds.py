@@ -94,3 +94,12 @@ def per_model(thresholds: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     out["reached"] = out["seeds_reached"] > 0
     return out
+
+
+def compute_at_thresholds(curves: pd.DataFrame, thresholds: list[dict]) -> pd.DataFrame:
+    """``compute_at_threshold`` for each configured threshold, stacked (one row per curve and threshold)."""
+    return pd.concat(
+        [compute_at_threshold(curves, t["metric"], t["value"], t.get("interpolation", "log-linear"), t["name"])
+         for t in thresholds],
+        ignore_index=True,
+    )

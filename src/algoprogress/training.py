@@ -173,7 +173,7 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
             loss = criterion(model(images), labels)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"{job.model_name} seed {job.seed}: non-finite loss {float(loss)} at step {step + 1} (lr {lr:g})"
+                    f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {step + 1} (lr {lr:g})"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

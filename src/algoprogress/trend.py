@@ -5,8 +5,13 @@ date in decimal years, one point per model (the median over its seeds that reach
 threshold; models that never reached it are left out). With slope ``b`` (log2 units per year,
 negative when efficiency improves), efficiency doubles every ``-12 / b`` months. Its interval maps
 the slope's t-interval through the same formula; where the slope's interval includes zero the
-doubling time is unbounded above and ``doubling_time_months_high`` is null. The efficiency factor
-of a model is the reference model's compute divided by that model's (measured, not fitted).
+doubling time is unbounded above and ``doubling_time_months_high`` is null. With
+``robust=True`` the slope's standard error is heteroskedasticity-robust (HC3) and the interval uses
+the normal distribution (statsmodels' convention for robust covariances). The efficiency factor of
+a model is the reference model's compute divided by that model's (measured, not fitted).
+
+Two sets of points are fitted: all models, and the **efficiency frontier**: the models that needed
+less compute than every model published before them (the paper's highlighted points).
 """
 
 from __future__ import annotations
@@ -30,25 +35,47 @@ def _months(slope: float) -> float:
     return -12.0 / slope if slope < 0 else math.inf
 
 
-def fit_trend(points: pd.DataFrame, reference: str, level: float = 0.95) -> dict:
+def _usable(points: pd.DataFrame) -> pd.DataFrame:
+    points = points.dropna(subset=["compute"]).loc[lambda d: d["compute"] > 0].copy()
+    points["year"] = points["published"].map(decimal_year)
+    return points.sort_values(["year", "model"], kind="stable")
+
+
+def frontier_mask(points: pd.DataFrame) -> pd.Series:
+    """True for models that needed less compute than every model published strictly before them."""
+    usable = _usable(points)
+    best_before = {}
+    running = math.inf
+    for year, group in usable.groupby("year", sort=True):
+        best_before[year] = running
+        running = min(running, group["compute"].min())
+    on_frontier = usable["compute"] < usable["year"].map(best_before)
+    return on_frontier.reindex(points.index, fill_value=False)
+
+
+def _ols(points: pd.DataFrame, robust: bool):
+    import statsmodels.api as sm
+
+    design = sm.add_constant(points["year"].to_numpy())
+    model = sm.OLS(np.log2(points["compute"].to_numpy()), design)
+    return model.fit(cov_type="HC3") if robust else model.fit()
+
+
+def fit_trend(points: pd.DataFrame, reference: str, level: float = 0.95, robust: bool = False) -> dict:
     """Fit ``points`` (columns: model, published, compute) and summarise the trend.
 
     Returns a JSON-ready dict: doubling time and its interval, slope, R^2, n, the reference model
     and the efficiency factor of the newest model over it.
     """
-    import statsmodels.api as sm
-
-    points = points.dropna(subset=["compute"]).loc[lambda d: d["compute"] > 0].copy()
-    points["year"] = points["published"].map(decimal_year)
-    points = points.sort_values(["year", "model"], kind="stable")
+    points = _usable(points)
     n = len(points)
     result = {"n": n, "models": points["model"].tolist(), "confidence_level": level,
-              "reference_model": reference, "method": "OLS of log2(compute) on decimal year (statsmodels)"}
+              "reference_model": reference, "standard_errors": "HC3" if robust else "OLS",
+              "method": "OLS of log2(compute) on decimal year (statsmodels)"}
     if n < 2 or points["year"].nunique() < 2:
         return {**result, "doubling_time_months": None, "note": "fewer than two dates to fit"}
 
-    design = sm.add_constant(points["year"].to_numpy())
-    fit = sm.OLS(np.log2(points["compute"].to_numpy()), design).fit()
+    fit = _ols(points, robust and n > 2)
     slope = float(fit.params[1])
     low, high = (float(v) for v in fit.conf_int(alpha=1 - level)[1]) if fit.df_resid > 0 else (math.nan, math.nan)
     doubling = _months(slope)
@@ -62,7 +89,8 @@ def fit_trend(points: pd.DataFrame, reference: str, level: float = 0.95) -> dict
         "doubling_time_months": doubling if math.isfinite(doubling) else None,
         "doubling_time_months_low": interval[0],
         "doubling_time_months_high": interval[1],
-        "doubling_time_unbounded": interval[1] is None,
+        # None (not False) when there is no interval at all (n = 2): nothing to say about its bound
+        "doubling_time_unbounded": None if math.isnan(low) else interval[1] is None,
         "slope_log2_per_year": slope,
         "slope_low": None if math.isnan(low) else low,
         "slope_high": None if math.isnan(high) else high,
@@ -82,6 +110,20 @@ def fit_trend(points: pd.DataFrame, reference: str, level: float = 0.95) -> dict
     else:
         result["note"] = f"reference model {reference!r} did not reach the threshold"
     return result
+
+
+def confidence_band(points: pd.DataFrame, years: np.ndarray, level: float = 0.95, robust: bool = False):
+    """Fitted compute and its pointwise confidence band (of the mean) at ``years``, or None."""
+    points = _usable(points)
+    if len(points) < 3 or points["year"].nunique() < 2:
+        return None
+    import statsmodels.api as sm
+
+    fit = _ols(points, robust)
+    frame = fit.get_prediction(sm.add_constant(np.asarray(years, dtype=float), has_constant="add")).summary_frame(
+        alpha=1 - level)
+    return (2.0 ** frame["mean"].to_numpy(), 2.0 ** frame["mean_ci_lower"].to_numpy(),
+            2.0 ** frame["mean_ci_upper"].to_numpy())
 
 
 def efficiency_factors(points: pd.DataFrame, reference: str) -> pd.Series:

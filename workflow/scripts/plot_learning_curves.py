@@ -1,11 +1,10 @@
-"""Plot learning curves: the threshold metric against cumulative training compute, every curve.
+"""Plot learning curves: the headline threshold's metric against cumulative training compute, every curve.
 
 Snakemake rule `plot_learning_curves`; also a CLI:
     python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png results/curves/*/*.parquet
 """
 
 import argparse
-import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 

@@ -1,46 +1,58 @@
-"""Thresholds: the training compute at which each curve first reaches the threshold -> CSV.
+"""Thresholds: the training compute at which each curve first reaches each threshold.
 
+Writes one row per curve and threshold (CSV and Parquet), and a per-model summary over seeds.
 Snakemake rule `thresholds`; also a CLI:
-    python workflow/scripts/thresholds.py --metric val_top1 --value 0.9 --out thresholds.csv results/curves/*/*.parquet
+    python workflow/scripts/thresholds.py --config config/config.yaml --out-dir results results/curves/*/*.parquet
 """
 
 import argparse
+import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
+import pandas as pd
 
-from algoprogress.cli import log_to
+from algoprogress.cli import fail, log_to
+from algoprogress.config import ConfigError, load_config
 from algoprogress.curves import read_curves
 from algoprogress.fileio import atomic_path
-from algoprogress.thresholds import compute_at_threshold
+from algoprogress.thresholds import compute_at_thresholds, per_model
 
 
-def run(curve_files, threshold, out):
-    table = compute_at_threshold(
-        read_curves(curve_files), threshold["metric"], threshold["value"],
-        threshold.get("interpolation", "log-linear"), threshold["name"],
+def run(curve_files, thresholds, csv_out, parquet_out, by_model_out):
+    table = compute_at_thresholds(read_curves(curve_files), thresholds)
+    summary = pd.concat(
+        [per_model(group).assign(threshold_name=name) for name, group in table.groupby("threshold_name", sort=False)],
+        ignore_index=True,
     )
-    with atomic_path(out) as temporary:
+    with atomic_path(csv_out) as temporary:
         table.to_csv(temporary, index=False)
+    with atomic_path(parquet_out) as temporary:
+        table.to_parquet(temporary, index=False)
+    with atomic_path(by_model_out) as temporary:
+        summary.to_csv(temporary, index=False)
     print(table.to_string(index=False), file=sys.stderr)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
-    parser.add_argument("--metric", default="val_top1", choices=["val_top1", "val_top5"])
-    parser.add_argument("--value", type=float, required=True, help="threshold, a fraction in (0, 1]")
-    parser.add_argument("--interpolation", default="log-linear", choices=["none", "log-linear"])
-    parser.add_argument("--name", default="threshold", help="label of the threshold")
-    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
+    parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
     args = parser.parse_args(argv)
-    threshold = {"metric": args.metric, "value": args.value, "interpolation": args.interpolation, "name": args.name}
-    run(args.curves, threshold, args.out)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        fail(str(error))
+    out = pathlib.Path(args.out_dir)
+    run(args.curves, config["thresholds"], out / "thresholds.csv", out / "thresholds.parquet",
+        out / "thresholds_by_model.csv")
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.params.threshold, snakemake.output.csv)
+        run(snakemake.input.curves, snakemake.params.thresholds, snakemake.output.csv, snakemake.output.parquet,
+            snakemake.output.by_model)
     else:
         main()

@@ -1,82 +1,58 @@
-"""Trend: OLS of log2(compute at threshold) on publication date -> doubling time JSON and figure.
+"""Trend: OLS of log2(compute at threshold) on publication date, per threshold, for all models and
+for the efficiency frontier -> trend.json, trend.csv and the paper's figure (a panel per threshold).
 
 Snakemake rule `trend`; also a CLI:
-    python workflow/scripts/trend.py --config config/config.yaml --thresholds results/thresholds.csv \
-        --json trend.json --figure efficiency.png
+    python workflow/scripts/trend.py --config config/config.yaml --thresholds results/thresholds.parquet \
+        --out-dir results
 """
 
 import argparse
+import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
-
 import pandas as pd
 
+from algoprogress.analysis import analyse_measured
 from algoprogress.cli import fail, log_to
 from algoprogress.config import ConfigError, load_config
-from algoprogress.fileio import write_json
+from algoprogress.fileio import atomic_path, write_json
 from algoprogress.plots import efficiency_figure
-from algoprogress.thresholds import per_model
-from algoprogress.trend import efficiency_factors, fit_trend
 
 
-def run(thresholds_csv, published, analysis, threshold, json_out, figure_out):
-    models = per_model(pd.read_csv(thresholds_csv))
-    points = pd.DataFrame({
-        "model": models["model"],
-        "published": models["model"].map(published),
-        "compute": models["train_flops_median"].where(models["reached"]),
-        "lower_bound": models["train_flops_lower_bound"],
-    })
-    reference = analysis["reference_model"]
-    trend = fit_trend(points, reference, analysis["confidence_level"])
-    factors = efficiency_factors(points, reference)
-    trend["threshold"] = threshold
-    trend["per_model"] = [
-        {"model": row.model, "published": row.published, "reached": bool(row.reached),
-         "train_flops_median": row.train_flops_median, "train_flops_min": row.train_flops_min,
-         "train_flops_max": row.train_flops_max, "train_flops_lower_bound": row.train_flops_lower_bound,
-         "efficiency_factor_over_reference": factors.get(row.model)}
-        for row in models.assign(published=points["published"]).itertuples()
-    ]
-    write_json(json_out, _finite_or_null(trend))
-    label = f"{threshold['name']} ({threshold['metric']} >= {threshold['value']:g})"
-    efficiency_figure(points, trend, label, figure_out)
-    print(f"doubling time: {trend.get('doubling_time_months')} months (n={trend['n']})", file=sys.stderr)
-
-
-def _finite_or_null(value):
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return _finite_or_null(value.item())
-    return value
+def run(thresholds_file, published, thresholds_cfg, analysis_cfg, json_out, csv_out, figure_out):
+    thresholds = pd.read_parquet(thresholds_file)
+    result, table, points_by = analyse_measured(thresholds, published, thresholds_cfg, analysis_cfg)
+    write_json(json_out, result)
+    with atomic_path(csv_out) as temporary:
+        table.to_csv(temporary, index=False)
+    panels = [{"points": points_by[t["name"]], "fits": result["thresholds"][t["name"]]["fits"],
+               "title": f"Training compute to reach {t['name']} ({t['metric']} >= {t['value']:g})"}
+              for t in thresholds_cfg]
+    efficiency_figure(panels, figure_out, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
+    print(table.to_string(index=False), file=sys.stderr)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="workflow config YAML (models' dates, analysis settings)")
-    parser.add_argument("--thresholds", required=True, help="CSV written by thresholds.py")
-    parser.add_argument("--json", required=True, help="trend JSON to write")
-    parser.add_argument("--figure", required=True, help="PNG to write")
+    parser.add_argument("--thresholds", required=True, help="Parquet written by thresholds.py")
+    parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as error:
         fail(str(error))
+    out = pathlib.Path(args.out_dir)
     published = {m["name"]: m["published"] for m in config["models"]}
-    run(args.thresholds, published, config["analysis"], config["threshold"], args.json, args.figure)
+    run(args.thresholds, published, config["thresholds"], config["analysis"], out / "trend.json",
+        out / "trend.csv", out / "efficiency.png")
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.input.thresholds, snakemake.params.published, snakemake.params.analysis,
-            snakemake.params.threshold, snakemake.output.json, snakemake.output.figure)
+        run(snakemake.input.thresholds, snakemake.params.published, snakemake.params.thresholds,
+            snakemake.params.analysis, snakemake.output.json, snakemake.output.csv, snakemake.output.figure)
     else:
         main()

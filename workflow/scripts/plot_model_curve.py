@@ -1,0 +1,45 @@
+"""Plot one model's learning curves: accuracy against cumulative compute, each threshold's line, and
+the crossings (from thresholds.csv) marked.
+
+Snakemake rule `plot_model_curve`; also a CLI:
+    python workflow/scripts/plot_model_curve.py --config config/config.yaml --thresholds results/thresholds.csv \
+        --out resnet18.png results/curves/resnet18/*.parquet
+"""
+
+import argparse
+
+import algoprogress_path  # noqa: F401  (makes src/ importable)
+import pandas as pd
+
+from algoprogress.cli import fail, log_to
+from algoprogress.config import ConfigError, load_config
+from algoprogress.curves import read_curves
+from algoprogress.plots import model_curve_figure
+
+
+def run(curve_files, thresholds_csv, thresholds, out):
+    curves = read_curves(curve_files)
+    crossings = pd.read_csv(thresholds_csv)
+    model_curve_figure(curves, crossings.loc[crossings["model"].isin(curves["model"].unique())], thresholds, out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("curves", nargs="+", help="the model's curve Parquet files (one per seed)")
+    parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds`)")
+    parser.add_argument("--thresholds", required=True, help="thresholds.csv of the run")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        fail(str(error))
+    run(args.curves, args.thresholds, config["thresholds"], args.out)
+
+
+if __name__ == "__main__":
+    if "snakemake" in globals():
+        log_to(snakemake.log[0])
+        run(snakemake.input.curves, snakemake.input.thresholds, snakemake.params.thresholds, snakemake.output.figure)
+    else:
+        main()

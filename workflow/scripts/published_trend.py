@@ -1,0 +1,55 @@
+"""Published results: the same analysis as for measured curves, on a published compute-to-threshold
+table alone (by default Hernandez & Brown 2020's).
+
+Snakemake rule `published_trend`; also a CLI:
+    python workflow/scripts/published_trend.py --table resources/published/hernandez_brown_2020.csv --out-dir out
+"""
+
+import argparse
+import pathlib
+import sys
+
+import algoprogress_path  # noqa: F401  (makes src/ importable)
+
+from algoprogress.analysis import analyse_published, read_published_table
+from algoprogress.cli import fail, log_to
+from algoprogress.fileio import atomic_path, write_json
+from algoprogress.plots import efficiency_figure
+
+
+def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
+    try:
+        table = read_published_table(table_file)
+    except ValueError as error:
+        fail(str(error))
+    result, rows, points_by = analyse_published(table, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
+    result["table"] = str(table_file)
+    write_json(json_out, result)
+    with atomic_path(csv_out) as temporary:
+        rows.to_csv(temporary, index=False)
+    panels = [{"points": points, "fits": result["thresholds"][name]["fits"],
+               "title": f"Published: training compute to reach {name} ({pathlib.Path(table_file).name})"}
+              for name, points in points_by.items()]
+    efficiency_figure(panels, figure_out, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
+    print(rows.to_string(index=False), file=sys.stderr)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", required=True, help="published CSV: threshold, model, published, compute_pfs_days")
+    parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
+    parser.add_argument("--confidence-level", type=float, default=0.95)
+    parser.add_argument("--robust-errors", action="store_true", help="HC3 standard errors")
+    args = parser.parse_args(argv)
+    out = pathlib.Path(args.out_dir)
+    analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors}
+    run(args.table, analysis, out / "trend.json", out / "trend.csv", out / "efficiency.png")
+
+
+if __name__ == "__main__":
+    if "snakemake" in globals():
+        log_to(snakemake.log[0])
+        run(snakemake.input.table, snakemake.params.analysis, snakemake.output.json, snakemake.output.csv,
+            snakemake.output.figure)
+    else:
+        main()
