@@ -95,8 +95,10 @@ def main() -> None:
         "Result of that run: doubling time "
         f"{trend['doubling_time_months']:.1f} months, n = {trend['n']}, R² = {trend['r_squared']:.2f}, "
         f"efficiency factor {trend['reference_model']} → {trend['newest_model']}: "
-        f"{trend['efficiency_factor_newest_over_reference']:.1f}x; "
-        f"{int(thresholds['reached'].sum())} of {len(thresholds)} curves reached the threshold.",
+        f"{trend['efficiency_factor_newest_over_reference']:.1f}x (headline: {trend['headline']['threshold']}, "
+        "all models); curves that reached each threshold: "
+        + ", ".join(f"{name} {int(group['reached'].sum())} of {len(group)}"
+                    for name, group in thresholds.groupby("threshold_name", sort=False)) + ".",
         "",
     ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

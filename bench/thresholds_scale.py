@@ -1,0 +1,66 @@
+"""Benchmark: thresholds and fits for many curves (issue: 10,000 curves x 200 evaluations <= 10 s).
+
+Synthetic curves (saturating accuracy with noise and some NaN evaluations), 2 thresholds, then the
+per-model summary and both trend fits, timed end to end; the median of several repetitions.
+
+    .venv/bin/python bench/thresholds_scale.py [--curves 10000] [--evaluations 200] [--repeats 5]
+"""
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+
+from algoprogress.analysis import analyse_measured
+from algoprogress.thresholds import compute_at_thresholds
+
+
+def synthetic_curves(n_curves: int, n_evals: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    rng = np.random.default_rng(seed)
+    n_models = 50
+    model = np.repeat(np.arange(n_curves) % n_models, n_evals)
+    curve_id = np.repeat(np.arange(n_curves), n_evals)
+    step = np.tile(np.arange(n_evals), n_curves)
+    speed = rng.uniform(0.5, 5, n_curves)[curve_id] * (1 + model / n_models)
+    accuracy = 1 - np.exp(-speed * step / n_evals) + rng.normal(0, 0.02, len(step))
+    accuracy[rng.random(len(step)) < 0.01] = np.nan
+    flops_per_step = 10 ** rng.uniform(9, 12, n_models)[model]
+    frame = pd.DataFrame({
+        "model": pd.Categorical([f"m{m}" for m in model]), "seed": curve_id // n_models, "step": step,
+        "epoch": step / 10, "images_seen": step * 64, "train_flops": step * flops_per_step,
+        "val_top1": accuracy, "val_top5": np.minimum(1, accuracy + 0.1), "wall_seconds": step * 0.5,
+    })
+    frame["model"] = frame["model"].astype(str)
+    dates = {f"m{m}": (dt.date(2012, 1, 1) + dt.timedelta(days=int(m * 60))).isoformat() for m in range(n_models)}
+    return frame, dates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--curves", type=int, default=10_000)
+    parser.add_argument("--evaluations", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    curves, dates = synthetic_curves(args.curves, args.evaluations)
+    thresholds = [{"name": "low", "metric": "val_top1", "value": 0.8, "interpolation": "log-linear"},
+                  {"name": "high", "metric": "val_top5", "value": 0.95, "interpolation": "log-linear"}]
+    analysis = {"reference_model": "m0", "confidence_level": 0.95, "robust_errors": False}
+    times = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        table = compute_at_thresholds(curves, thresholds)
+        analyse_measured(table, dates, thresholds, analysis)
+        times.append(time.perf_counter() - started)
+    print(f"{args.curves} curves x {args.evaluations} evaluations ({len(curves):,} rows), 2 thresholds, "
+          f"per-model summary and fits: median {statistics.median(times):.2f} s over {args.repeats} runs "
+          f"(min {min(times):.2f}, max {max(times):.2f}); {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"pandas {pd.__version__}, numpy {np.__version__}; {dt.date.today()}")
+
+
+if __name__ == "__main__":
+    main()
