@@ -1,6 +1,7 @@
 rule thresholds:
     input:
         curves=curve_paths(),
+        code=ANALYSIS_CODE,
     output:
         csv=report(
             "results/thresholds.csv",
@@ -28,6 +29,7 @@ rule thresholds:
 rule trend:
     input:
         thresholds=rules.thresholds.output.parquet,
+        code=ANALYSIS_CODE,
     output:
         json="results/trend.json",
         csv=report("results/trend.csv", caption="../report/trend.rst", category="Trend"),
@@ -53,6 +55,7 @@ rule trend:
 rule published_trend:
     input:
         table=published_table(),
+        code=ANALYSIS_CODE,
     output:
         json="results/published/trend.json",
         csv=report(
@@ -79,6 +82,7 @@ rule compare_with_published:
     input:
         table=published_table(),
         thresholds=rules.thresholds.output.parquet,
+        code=ANALYSIS_CODE,
     output:
         figure=report(
             "results/figures/measured_vs_published.png",
@@ -99,6 +103,7 @@ rule compare_with_published:
 rule plot_learning_curves:
     input:
         curves=curve_paths(),
+        code=ANALYSIS_CODE,
     output:
         figure=report(
             "results/figures/learning_curves.png",
@@ -121,6 +126,7 @@ rule plot_model_curve:
     input:
         curves=model_curve_paths,
         thresholds=rules.thresholds.output.csv,
+        code=ANALYSIS_CODE,
     output:
         figure=report(
             "results/figures/curves/{model}.png",

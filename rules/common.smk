@@ -23,6 +23,16 @@ config.clear()
 config.update(_validated)
 
 MODELS = {model["name"]: model for model in config["models"]}
+
+# Rerun policy: Snakemake's default triggers (missing or older inputs, changed params, changed script
+# code, changed software environment). Each job's params hold exactly what determines its output, so a
+# threshold change reruns the analysis only and one model's training settings rerun that model only.
+# The analysis rules also take the package modules they use as inputs: editing the analysis code reruns
+# the analysis (seconds); the training code is deliberately no trigger (a retrain costs GPU-days).
+ANALYSIS_CODE = [
+    os.path.join(workflow.basedir, "src", "algoprogress", f"{module}.py")
+    for module in ("curves", "thresholds", "trend", "analysis", "plots", "flops")
+]
 SEEDS = sorted(
     {seed for m in MODELS.values() for seed in m["resolved_training"]["seeds"]}
 )

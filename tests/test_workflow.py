@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -16,16 +17,34 @@ SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "plot_
            "published_trend", "compare_with_published"]
 
 
-def snakemake(snakemake_bin, repo, workdir, *args, configfile=None):
-    command = [snakemake_bin, "-s", str(repo / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(configfile or repo / "tests" / "data" / "tiny.yaml"), *args]
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "resources", "report", "tests/data"]
+
+
+def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
+    """Run the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny config."""
+    command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--configfile", str(configfile or workflow / "tests" / "data" / "tiny.yaml"), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def finished_run(snakemake_bin, repo, tmp_path_factory):
+def workflow_copy(repo, tmp_path_factory):
+    """The workflow's files copied, so that a test may edit its code without touching the repository."""
+    copy = tmp_path_factory.mktemp("workflow")
+    for name in WORKFLOW_FILES:
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def finished_run(snakemake_bin, workflow_copy, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
-    result = snakemake(snakemake_bin, repo, workdir)
+    result = snakemake(snakemake_bin, workflow_copy, workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -73,8 +92,8 @@ def test_end_to_end_outputs(finished_run, repo):
 
 
 @pytest.mark.slow
-def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, repo):
-    result = snakemake(snakemake_bin, repo, finished_run, "-n")
+def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, workflow_copy):
+    result = snakemake(snakemake_bin, workflow_copy, finished_run, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -93,9 +112,9 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, repo):
+def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, workflow_copy):
     report = finished_run / "results" / "report.html"
-    result = snakemake(snakemake_bin, repo, finished_run, "--report", str(report))
+    result = snakemake(snakemake_bin, workflow_copy, finished_run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-2000:]
     html = report.read_text()
     assert "efficiency frontier" in html and "log-compute" in html  # the captions
@@ -103,17 +122,68 @@ def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, rep
     assert 'src="http' not in html  # self-contained: nothing fetched when opened
 
 
-@pytest.mark.slow
-def test_changing_a_threshold_reruns_the_analysis_only(finished_run, snakemake_bin, repo, tmp_path):
-    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
-    config["thresholds"][0]["value"] = 0.6
+ANALYSIS_JOBS = {"thresholds": 1, "trend": 1, "compare_with_published": 1, "plot_learning_curves": 1, "all": 1}
+
+
+def plan_with(snakemake_bin, workflow, workdir, tmp_path, change):
+    """Dry-run the finished tiny run with the tiny config changed by ``change(config)``."""
+    config = yaml.safe_load((workflow / "tests" / "data" / "tiny.yaml").read_text())
+    change(config)
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    result = snakemake(snakemake_bin, repo, finished_run, "-n", configfile=changed)
+    result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=changed)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {
-        "thresholds": 1, "trend": 1, "compare_with_published": 1, "plot_learning_curves": 1,
-        "plot_model_curve": 2, "all": 1}
+    return planned_jobs(result.stdout + result.stderr)
+
+
+@pytest.mark.slow
+def test_changing_a_threshold_reruns_the_analysis_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["thresholds"][0]["value"] = 0.6
+
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {**ANALYSIS_JOBS, "plot_model_curve": 2}
+
+
+@pytest.mark.slow
+def test_a_new_architecture_trains_only_itself(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"].append({"name": "shufflenet_v2_x0_5", "published": "2018-07-30"})
+
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {
+        **ANALYSIS_JOBS, "count_flops": 1, "train": 1, "plot_model_curve": 3}
+
+
+@pytest.mark.slow
+def test_one_models_training_setting_retrains_that_model_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][1]["training"] = {"lr": 0.02}
+
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {
+        **ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
+
+
+@pytest.mark.slow
+def test_changed_analysis_code_reruns_the_analysis_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    module = workflow_copy / "src" / "algoprogress" / "trend.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit of the analysis code\n")
+    try:
+        planned = plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None)
+    finally:
+        module.write_text(original)
+    assert planned == {**ANALYSIS_JOBS, "published_trend": 1, "plot_model_curve": 2}
+
+
+@pytest.mark.slow
+def test_changed_training_code_retrains_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    module = workflow_copy / "src" / "algoprogress" / "training.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit of the training code\n")
+    try:
+        planned = plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None)
+    finally:
+        module.write_text(original)
+    assert planned == {}
 
 
 @pytest.mark.slow
