@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import WORKFLOW_FILES, snakemake
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
 
@@ -33,3 +35,27 @@ def mnist_betons(tmp_path_factory):
     })
     manifest = prepare_dataset(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", 2)
     return out, manifest
+
+
+@pytest.fixture(scope="session")
+def workflow_copy(repo, tmp_path_factory):
+    """The workflow's files copied, so that a test may edit its code without touching the repository."""
+    copy = tmp_path_factory.mktemp("workflow")
+    for name in WORKFLOW_FILES:
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def finished_run(snakemake_bin, workflow_copy, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    result = snakemake(snakemake_bin, workflow_copy, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+

@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 
@@ -12,41 +11,10 @@ import yaml
 
 from algoprogress import curves
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
+from tests.helpers import snakemake
 
 SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "plot_learning_curves", "plot_model_curve",
            "published_trend", "compare_with_published"]
-
-
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "resources", "report", "tests/data"]
-
-
-def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
-    """Run the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny config."""
-    command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(configfile or workflow / "tests" / "data" / "tiny.yaml"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(repo, tmp_path_factory):
-    """The workflow's files copied, so that a test may edit its code without touching the repository."""
-    copy = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW_FILES:
-        source = repo / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def finished_run(snakemake_bin, workflow_copy, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    result = snakemake(snakemake_bin, workflow_copy, workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 @pytest.mark.slow
@@ -87,6 +55,7 @@ def test_end_to_end_outputs(finished_run, repo):
     for figure in [*(results / "figures" / f"{f}.png" for f in figures),
                    *(results / "figures" / "curves" / f"{n}.png" for n in names)]:
         assert figure.read_bytes()[:4] == b"\x89PNG", figure
+    assert not list(results.rglob("*.pt")), "finished training jobs leave no checkpoint behind"
     manifest = json.loads((results / "data" / "manifest.json").read_text())
     assert manifest["train"]["images"] == 450 and manifest["val"]["images"] == 150
 

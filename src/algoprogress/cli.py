@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import sys
 
 
 def log_to(path: str | None) -> None:
-    """Send stderr (progress bars, warnings, tracebacks) and logging to the rule's log file."""
+    """Send stderr (progress bars, warnings, tracebacks) and logging to the rule's log file.
+
+    The log starts with where the job ran: the host and, under SLURM, the job id.
+    """
     if path:
-        sys.stderr = open(path, "w", buffering=1)
+        sys.stderr = open(path, "w", buffering=1)  # noqa: SIM115 - stays open for the job's lifetime
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         force=True)
+    where = f"host {platform.node()}"
+    if os.environ.get("SLURM_JOB_ID"):
+        where += f", SLURM job {os.environ['SLURM_JOB_ID']}"
+    print(f"running on {where}", file=sys.stderr)
 
 
 def fail(message: str) -> None:

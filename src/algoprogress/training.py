@@ -3,23 +3,40 @@
 Training only records; it never decides whether a threshold was reached (scoring works from the
 curve alone, as AlgoPerf's does from logs). The curve has a row at step 0 (the untrained model),
 at log-spaced early steps, at evenly spaced points of every epoch, and at the last step.
+
+Checkpoints: with a checkpoint path, the job saves its whole state (model, optimizer, RNG, the
+curve so far, the step) atomically at every evaluation point and when it receives SIGTERM (how
+SLURM ends a job at its time limit or on preemption). A rerun resumes from the checkpoint: the data
+order of every epoch is a function of (seed, epoch), so it replays the same batches and, on CPU,
+produces the same curve, with no duplicate or missing evaluation. A checkpoint made with other
+settings, or one that cannot be read (torn, corrupt), is reported and ignored: training starts over.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
+import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from algoprogress import curves, flops
+from algoprogress.fileio import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM arrived: the state was checkpointed and the job should exit so that a retry resumes."""
 
 
 def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: dict) -> float:
@@ -61,6 +78,37 @@ class TrainingJob:
     multiply_adds_per_image: int
     kwargs: dict
     threads: int = 1
+    checkpoint_path: str | None = None
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint must match to be resumed: everything that determines the curve."""
+        return {"arch": self.arch, "seed": self.seed, "kwargs": self.kwargs, "num_classes": self.num_classes,
+                "resolution": self.resolution, "settings": self.settings,
+                "multiply_adds_per_image": self.multiply_adds_per_image}
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    import torch
+
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+def load_checkpoint(path: str | Path | None, fingerprint: dict) -> dict | None:
+    """The saved state if ``path`` holds a readable checkpoint of the same job, else None (reported)."""
+    import torch
+
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a torn or corrupt file: any unpickling error means "not usable"
+        log.warning("%s: unreadable checkpoint (%s); starting over", path, type(error).__name__)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s: checkpoint of other settings; starting over", path)
+        return None
+    return state
 
 
 def pick_device():
@@ -137,10 +185,30 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
 
     rows: list[dict] = []
-    started = time.perf_counter()
-    eval_seconds = 0.0
+    step, eval_seconds, wall_before = 0, 0.0, 0.0
     loss_since_eval, steps_since_eval = 0.0, 0
-    lr = learning_rate(0, total_steps, steps_per_epoch, settings)
+    fingerprint = job.fingerprint()
+    resumed = load_checkpoint(job.checkpoint_path, fingerprint)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        torch.set_rng_state(resumed["torch_rng"])
+        rows, step = resumed["rows"], resumed["step"]
+        eval_seconds, wall_before = resumed["eval_seconds"], resumed["wall_seconds"]
+        loss_since_eval, steps_since_eval = resumed["loss_since_eval"], resumed["steps_since_eval"]
+        log.info("resumed from %s at step %d (%d evaluations)", job.checkpoint_path, step, len(rows))
+    started = time.perf_counter() - wall_before
+    lr = learning_rate(max(step - 1, 0), total_steps, steps_per_epoch, settings)
+
+    def checkpoint() -> None:
+        if job.checkpoint_path is None:
+            return
+        save_checkpoint(job.checkpoint_path, {
+            "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(), "rows": rows, "step": step, "eval_seconds": eval_seconds,
+            "wall_seconds": time.perf_counter() - started, "loss_since_eval": loss_since_eval,
+            "steps_since_eval": steps_since_eval,
+        })
 
     def record(step: int) -> None:
         nonlocal eval_seconds, loss_since_eval, steps_since_eval
@@ -159,34 +227,51 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
         })
         loss_since_eval, steps_since_eval = 0.0, 0
         bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
+        checkpoint()
 
-    bar = tqdm(total=total_steps, desc=f"{job.model_name} seed {job.seed}", file=progress_stream or sys.stderr,
-               mininterval=2.0, ascii=True, unit="step")
-    step = 0
-    record(0)
-    model.train()
-    while step < total_steps:
-        for images, labels in train_data:
-            lr = learning_rate(step, total_steps, steps_per_epoch, settings)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = criterion(model(images), labels)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {step + 1} (lr {lr:g})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_since_eval += loss.item()
-            steps_since_eval += 1
-            bar.update(1)
-            if step in eval_at:
-                record(step)
-            if step >= total_steps:
-                break
-    bar.close()
+    terminated = []
+    previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
+    bar = tqdm(total=total_steps, initial=step, desc=f"{job.model_name} seed {job.seed}",
+               file=progress_stream or sys.stderr, mininterval=2.0, ascii=True, unit="step")
+    try:
+        if not rows:
+            record(0)
+        model.train()
+        epoch, skip = divmod(step, steps_per_epoch)
+        while step < total_steps:
+            train_data.next_epoch = epoch  # FFCV's order of an epoch depends on (seed, epoch) only
+            for index, (images, labels) in enumerate(train_data):
+                if index < skip:  # already trained on before the checkpoint
+                    continue
+                lr = learning_rate(step, total_steps, steps_per_epoch, settings)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss = criterion(model(images), labels)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {step + 1} (lr {lr:g})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_since_eval += loss.item()
+                steps_since_eval += 1
+                bar.update(1)
+                if step in eval_at:
+                    record(step)
+                elif terminated:
+                    checkpoint()
+                if terminated:
+                    raise TrainingInterrupted(
+                        f"{job.model_name} seed {job.seed}: SIGTERM at step {step}; checkpointed to "
+                        f"{job.checkpoint_path}, a rerun resumes there")
+                if step >= total_steps:
+                    break
+            epoch, skip = epoch + 1, 0
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        bar.close()
 
     metadata = {
         "model": job.model_name,
@@ -203,6 +288,9 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": job.threads,
         "versions": package_versions(),
+        "resumed": resumed is not None,
     }
     curves.write_curve(curve_path, rows, metadata)
+    if job.checkpoint_path is not None:
+        Path(job.checkpoint_path).unlink(missing_ok=True)  # the curve is complete: nothing to resume
     return rows

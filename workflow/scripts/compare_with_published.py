@@ -36,6 +36,7 @@ def main(argv=None):
     parser.add_argument("--thresholds", required=True, help="thresholds.parquet of the run")
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
+    log_to(None)
     try:
         config = load_config(args.config)
     except ConfigError as error:

@@ -29,6 +29,7 @@ def main(argv=None):
     parser.add_argument("--kwargs", default="{}", help="constructor keyword arguments as JSON")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
+    log_to(None)
     spec = {"arch": args.arch, "resolution": args.resolution, "num_classes": args.num_classes,
             "kwargs": json.loads(args.kwargs)}
     run(spec, args.out)

@@ -24,6 +24,7 @@ def main(argv=None):
     parser.add_argument("--value", type=float, required=True, help="threshold drawn as a line")
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
+    log_to(None)
     run(args.curves, {"metric": args.metric, "value": args.value}, args.out)
 
 

@@ -30,6 +30,7 @@ def main(argv=None):
     parser.add_argument("--out-dir", required=True, help="folder for train.beton, val.beton, manifest.json")
     parser.add_argument("--workers", type=int, default=2, help="writer processes")
     args = parser.parse_args(argv)
+    log_to(None)
     try:
         config = load_config(args.config)
     except ConfigError as error:

@@ -41,6 +41,7 @@ def main(argv=None):
     parser.add_argument("--confidence-level", type=float, default=0.95)
     parser.add_argument("--robust-errors", action="store_true", help="HC3 standard errors")
     args = parser.parse_args(argv)
+    log_to(None)
     out = pathlib.Path(args.out_dir)
     analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors}
     run(args.table, analysis, out / "trend.json", out / "trend.csv", out / "efficiency.png")

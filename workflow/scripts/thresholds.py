@@ -40,6 +40,7 @@ def main(argv=None):
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
     args = parser.parse_args(argv)
+    log_to(None)
     try:
         config = load_config(args.config)
     except ConfigError as error:

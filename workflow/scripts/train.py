@@ -14,20 +14,20 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 from algoprogress.cli import fail, log_to
 from algoprogress.config import ConfigError, load_config, model_table
 from algoprogress.fileio import read_json
-from algoprogress.training import NonFiniteLossError, TrainingJob, train
+from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob, train
 
 
-def run(name, seed, spec, settings, train_beton, val_beton, flops_json, out, threads):
+def run(name, seed, spec, settings, train_beton, val_beton, flops_json, out, threads, checkpoint=None):
     counts = read_json(flops_json)
     job = TrainingJob(
         model_name=name, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
         val_beton=str(val_beton), num_classes=spec["num_classes"], resolution=spec["resolution"],
         settings=settings, multiply_adds_per_image=counts["multiply_adds_per_image"],
-        kwargs=spec["kwargs"], threads=threads,
+        kwargs=spec["kwargs"], threads=threads, checkpoint_path=checkpoint,
     )
     try:
         rows = train(job, out)
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, TrainingInterrupted) as error:
         fail(str(error))
     last = rows[-1]
     print(f"{name} seed {seed}: {len(rows)} evaluations, final val_top1 {last['val_top1']:.4f}", file=sys.stderr)
@@ -42,7 +42,9 @@ def main(argv=None):
     parser.add_argument("--flops", required=True, help="JSON written by count_flops.py")
     parser.add_argument("--out", required=True, help="Parquet curve to write")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", help="checkpoint file: saved at evaluations and on SIGTERM, resumed from")
     args = parser.parse_args(argv)
+    log_to(None)
     try:
         config = load_config(args.config)
     except ConfigError as error:
@@ -56,7 +58,7 @@ def main(argv=None):
     spec = {"arch": model["arch"], "kwargs": model["kwargs"], "resolution": config["dataset"]["resolution"],
             "num_classes": manifest["num_classes"]}
     run(args.model, args.seed, spec, model["resolved_training"], data / "train.beton", data / "val.beton",
-        args.flops, args.out, args.threads)
+        args.flops, args.out, args.threads, args.checkpoint)
 
 
 if __name__ == "__main__":
@@ -64,6 +66,6 @@ if __name__ == "__main__":
         log_to(snakemake.log[0])
         run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, snakemake.params.training,
             snakemake.input.train, snakemake.input.val, snakemake.input.flops, snakemake.output.curve,
-            snakemake.threads)
+            snakemake.threads, snakemake.params.checkpoint)
     else:
         main()

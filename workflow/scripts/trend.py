@@ -39,6 +39,7 @@ def main(argv=None):
     parser.add_argument("--thresholds", required=True, help="Parquet written by thresholds.py")
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
     args = parser.parse_args(argv)
+    log_to(None)
     try:
         config = load_config(args.config)
     except ConfigError as error:

@@ -1,0 +1,104 @@
+"""A training job killed (SIGKILL) or ended (SIGTERM, as SLURM does at a time limit) resumes from its
+checkpoint to the same curve as an uninterrupted run: same evaluation points and, on CPU with the same
+seed, the same metrics."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from algoprogress.fileio import write_json
+from algoprogress.flops import count_multiply_adds
+from algoprogress.training import load_checkpoint
+
+MODEL = "shufflenet_v2_x0_5"
+SAME = ["step", "epoch", "images_seen", "train_flops", "val_top1", "val_top5", "val_loss", "train_loss", "lr"]
+
+
+@pytest.fixture(scope="module")
+def job_files(mnist_betons, tmp_path_factory):
+    folder, _ = mnist_betons
+    root = tmp_path_factory.mktemp("resume")
+    config = {
+        "dataset": {"max_images_per_class": 30},
+        "training": {"epochs": 6, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2, "eval_batch_size": 100,
+                     "lr": 0.05},
+        "models": [{"name": MODEL, "published": "2018-07-30"}, {"name": "resnet18", "published": "2015-12-10"}],
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    write_json(root / "flops.json", count_multiply_adds(MODEL, 10, 64))
+    return folder, root
+
+
+def command(repo, folder, root, out, checkpoint):
+    return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"), "--config", str(root / "config.yaml"),
+            "--model", MODEL, "--seed", "1", "--data-dir", str(folder), "--flops", str(root / "flops.json"),
+            "--out", str(out), "--threads", "1", "--checkpoint", str(checkpoint)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(repo, job_files):
+    folder, root = job_files
+    out = root / "uninterrupted.parquet"
+    subprocess.run(command(repo, folder, root, out, root / "uninterrupted.pt"), check=True, capture_output=True,
+                   timeout=600)
+    assert not (root / "uninterrupted.pt").exists(), "a finished job leaves no checkpoint"
+    return pd.read_parquet(out)
+
+
+def interrupt_after_first_checkpoint(cmd, checkpoint, how):
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=300)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_interrupted_job_resumes_to_the_same_curve(repo, job_files, uninterrupted, tmp_path, how):
+    folder, root = job_files
+    out, checkpoint = tmp_path / "curve.parquet", tmp_path / "job.pt"
+    cmd = command(repo, folder, root, out, checkpoint)
+    code, stderr = interrupt_after_first_checkpoint(cmd, checkpoint, how)
+    assert code != 0 and not out.exists(), "the job was not interrupted before it finished"
+    if how == signal.SIGTERM:
+        assert "SIGTERM at step" in stderr and "a rerun resumes there" in stderr
+    assert checkpoint.exists()
+    interrupted_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
+    assert interrupted_at < uninterrupted["step"].max()
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from {checkpoint} at step {interrupted_at}" in resumed.stderr
+    curve = pd.read_parquet(out)
+    assert curve["step"].is_unique
+    pd.testing.assert_frame_equal(curve[SAME], uninterrupted[SAME])
+    assert not checkpoint.exists()
+
+
+def load_fingerprint(path):
+    import torch
+
+    return torch.load(path, weights_only=True)["fingerprint"]
+
+
+def test_torn_or_foreign_checkpoints_are_not_resumed(tmp_path, caplog):
+    import torch
+
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(b"PK\x03\x04 half a checkpoint")
+    assert load_checkpoint(torn, {"seed": 0}) is None
+    assert "unreadable checkpoint" in caplog.text and str(torn) in caplog.text
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"fingerprint": {"seed": 1}, "step": np.int64(3).item()}, foreign)
+    assert load_checkpoint(foreign, {"seed": 0}) is None
+    assert "checkpoint of other settings" in caplog.text
+    assert load_checkpoint(foreign, {"seed": 1})["step"] == 3
