@@ -28,8 +28,12 @@ rule train:
     conda:
         "../envs/training.yaml"
     threads: 2
+    resources:
+        gpu=1,
     params:
         spec=model_spec,
         training=training_settings,
+        # not an output, so a failed or killed job keeps it and its rerun resumes from it
+        checkpoint_file="results/checkpoints/{model}/seed{seed}.pt",
     script:
         "../workflow/scripts/train.py"

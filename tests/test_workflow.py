@@ -200,3 +200,10 @@ def test_every_stage_is_a_cli_with_help(repo, script):
     result = subprocess.run([sys.executable, str(repo / "workflow" / "scripts" / f"{script}.py"), "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "usage:" in result.stdout and "Snakemake rule" in result.stdout
+
+
+def test_training_jobs_request_a_gpu_and_keep_a_checkpoint(repo, snakemake_bin, tmp_path):
+    """The rule as Snakemake sees it (an edit that snakefmt reorders must not lose these)."""
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", "--forcerun", "train", "-p")
+    train_jobs = [block for block in (result.stdout + result.stderr).split("\n\n") if "rule train:" in block]
+    assert train_jobs and all("gpu=1" in block for block in train_jobs), train_jobs[:1]

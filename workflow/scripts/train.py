@@ -66,6 +66,6 @@ if __name__ == "__main__":
         log_to(snakemake.log[0])
         run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, snakemake.params.training,
             snakemake.input.train, snakemake.input.val, snakemake.input.flops, snakemake.output.curve,
-            snakemake.threads, snakemake.params.checkpoint)
+            snakemake.threads, snakemake.params.checkpoint_file)
     else:
         main()
