@@ -38,7 +38,7 @@ def job_files(mnist_betons, tmp_path_factory):
 def command(repo, folder, root, out, checkpoint):
     return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"), "--config", str(root / "config.yaml"),
             "--model", MODEL, "--seed", "1", "--data-dir", str(folder), "--flops", str(root / "flops.json"),
-            "--out", str(out), "--threads", "1", "--checkpoint", str(checkpoint)]
+            "--out", str(out), "--threads", "1", "--checkpoint", str(checkpoint), "--checkpoint-every", "0"]
 
 
 @pytest.fixture(scope="module")

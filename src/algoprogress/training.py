@@ -5,7 +5,8 @@ curve alone, as AlgoPerf's does from logs). The curve has a row at step 0 (the u
 at log-spaced early steps, at evenly spaced points of every epoch, and at the last step.
 
 Checkpoints: with a checkpoint path, the job saves its whole state (model, optimizer, RNG, the
-curve so far, the step) atomically at every evaluation point and when it receives SIGTERM (how
+curve so far, the step) atomically at evaluation points (at most once per
+``checkpoint_every_seconds``) and when it receives SIGTERM (how
 SLURM ends a job at its time limit or on preemption). A rerun resumes from the checkpoint: the data
 order of every epoch is a function of (seed, epoch), so it replays the same batches and, on CPU,
 produces the same curve, with no duplicate or missing evaluation. A checkpoint made with other
@@ -79,6 +80,9 @@ class TrainingJob:
     kwargs: dict
     threads: int = 1
     checkpoint_path: str | None = None
+    # at evaluation points, checkpoint only if this long has passed since the last one (SIGTERM always
+    # checkpoints): a large model's state is hundreds of MB, and a SIGKILL then loses at most this much
+    checkpoint_every_seconds: float = 60.0
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed: everything that determines the curve."""
@@ -200,9 +204,15 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
     started = time.perf_counter() - wall_before
     lr = learning_rate(max(step - 1, 0), total_steps, steps_per_epoch, settings)
 
-    def checkpoint() -> None:
+    last_checkpoint = time.perf_counter()
+
+    def checkpoint(always: bool = True) -> None:
+        nonlocal last_checkpoint
         if job.checkpoint_path is None:
             return
+        if not always and time.perf_counter() - last_checkpoint < job.checkpoint_every_seconds:
+            return
+        last_checkpoint = time.perf_counter()
         save_checkpoint(job.checkpoint_path, {
             "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "rows": rows, "step": step, "eval_seconds": eval_seconds,
@@ -227,7 +237,7 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
         })
         loss_since_eval, steps_since_eval = 0.0, 0
         bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
-        checkpoint()
+        checkpoint(always=bool(terminated))
 
     terminated = []
     previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))

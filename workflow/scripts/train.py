@@ -17,13 +17,14 @@ from algoprogress.fileio import read_json
 from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob, train
 
 
-def run(name, seed, spec, settings, train_beton, val_beton, flops_json, out, threads, checkpoint=None):
+def run(name, seed, spec, settings, train_beton, val_beton, flops_json, out, threads, checkpoint=None,
+        checkpoint_every=60.0):
     counts = read_json(flops_json)
     job = TrainingJob(
         model_name=name, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
         val_beton=str(val_beton), num_classes=spec["num_classes"], resolution=spec["resolution"],
         settings=settings, multiply_adds_per_image=counts["multiply_adds_per_image"],
-        kwargs=spec["kwargs"], threads=threads, checkpoint_path=checkpoint,
+        kwargs=spec["kwargs"], threads=threads, checkpoint_path=checkpoint, checkpoint_every_seconds=checkpoint_every,
     )
     try:
         rows = train(job, out)
@@ -43,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="Parquet curve to write")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", help="checkpoint file: saved at evaluations and on SIGTERM, resumed from")
+    parser.add_argument("--checkpoint-every", type=float, default=60.0,
+                        help="seconds between checkpoints at evaluation points (default 60; SIGTERM always saves)")
     args = parser.parse_args(argv)
     log_to(None)
     try:
@@ -58,7 +61,7 @@ def main(argv=None):
     spec = {"arch": model["arch"], "kwargs": model["kwargs"], "resolution": config["dataset"]["resolution"],
             "num_classes": manifest["num_classes"]}
     run(args.model, args.seed, spec, model["resolved_training"], data / "train.beton", data / "val.beton",
-        args.flops, args.out, args.threads, args.checkpoint)
+        args.flops, args.out, args.threads, args.checkpoint, args.checkpoint_every)
 
 
 if __name__ == "__main__":
