@@ -13,8 +13,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
 from algoprogress.analysis import comparison_points, read_published_table
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config
+from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.plots import measured_vs_published_figure
 
 
@@ -37,10 +36,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     dates = {m["name"]: m["published"] for m in config["models"]}
     run(args.table, args.thresholds, dates, config["thresholds"][0], args.out)
 

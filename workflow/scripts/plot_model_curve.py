@@ -11,8 +11,7 @@ import argparse
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config
+from algoprogress.cli import config_or_fail, log_to
 from algoprogress.curves import read_curves
 from algoprogress.plots import model_curve_figure
 
@@ -31,10 +30,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     run(args.curves, args.thresholds, config["thresholds"], args.out)
 
 

@@ -10,8 +10,7 @@ import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config
+from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.data import DataError, prepare_dataset
 
 
@@ -31,10 +30,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="writer processes")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
     run(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", args.workers)
 

@@ -12,8 +12,7 @@ import sys
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config
+from algoprogress.cli import config_or_fail, log_to
 from algoprogress.curves import read_curves
 from algoprogress.fileio import atomic_path
 from algoprogress.thresholds import compute_at_thresholds, per_model
@@ -41,10 +40,7 @@ def main(argv=None):
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
     run(args.curves, config["thresholds"], out / "thresholds.csv", out / "thresholds.parquet",
         out / "thresholds_by_model.csv")

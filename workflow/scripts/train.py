@@ -11,8 +11,8 @@ import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config, model_table
+from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.config import model_table
 from algoprogress.fileio import read_json
 from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob, train
 
@@ -48,10 +48,7 @@ def main(argv=None):
                         help="seconds between checkpoints at evaluation points (default 60; SIGTERM always saves)")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     models = model_table(config)
     if args.model not in models:
         fail(f"--model: {args.model!r} is not a model of {args.config}")

@@ -14,8 +14,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
 from algoprogress.analysis import analyse_measured
-from algoprogress.cli import fail, log_to
-from algoprogress.config import ConfigError, load_config
+from algoprogress.cli import config_or_fail, log_to
 from algoprogress.fileio import atomic_path, write_json
 from algoprogress.plots import efficiency_figure
 
@@ -40,10 +39,7 @@ def main(argv=None):
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
     args = parser.parse_args(argv)
     log_to(None)
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        fail(str(error))
+    config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
     published = {m["name"]: m["published"] for m in config["models"]}
     run(args.thresholds, published, config["thresholds"], config["analysis"], out / "trend.json",
