@@ -49,7 +49,7 @@ def open_rgb(path: Path) -> Image.Image:
     """Decode any image PIL reads (by content, not extension) to RGB."""
     with Image.open(path) as image:
         image.load()
-        if image.mode == "CMYK" or image.mode != "RGB":
+        if image.mode != "RGB":  # greyscale, palette, CMYK, RGBA...
             image = image.convert("RGB")
         return image
 
