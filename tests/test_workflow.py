@@ -131,27 +131,26 @@ def test_one_models_training_setting_retrains_that_model_only(finished_run, snak
         **ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
 
 
-@pytest.mark.slow
-def test_changed_analysis_code_reruns_the_analysis_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
-    module = workflow_copy / "src" / "algoprogress" / "trend.py"
+def plan_after_editing(module_name, snakemake_bin, workflow, workdir, tmp_path):
+    """Dry-run plan after appending a comment to a package module of the workflow copy (then restored)."""
+    module = workflow / "src" / "algoprogress" / module_name
     original = module.read_text()
-    module.write_text(original + "\n# an edit of the analysis code\n")
+    module.write_text(original + "\n# an edit of the code\n")
     try:
-        planned = plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None)
+        return plan_with(snakemake_bin, workflow, workdir, tmp_path, lambda config: None)
     finally:
         module.write_text(original)
+
+
+@pytest.mark.slow
+def test_changed_analysis_code_reruns_the_analysis_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    planned = plan_after_editing("trend.py", snakemake_bin, workflow_copy, finished_run, tmp_path)
     assert planned == {**ANALYSIS_JOBS, "published_trend": 1, "plot_model_curve": 2}
 
 
 @pytest.mark.slow
 def test_changed_training_code_retrains_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
-    module = workflow_copy / "src" / "algoprogress" / "training.py"
-    original = module.read_text()
-    module.write_text(original + "\n# an edit of the training code\n")
-    try:
-        planned = plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None)
-    finally:
-        module.write_text(original)
+    planned = plan_after_editing("training.py", snakemake_bin, workflow_copy, finished_run, tmp_path)
     assert planned == {}
 
 

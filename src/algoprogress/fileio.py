@@ -45,3 +45,9 @@ def sha256_of_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_csv(path: str | Path, frame) -> None:
+    """A pandas table as CSV (no index), written all-or-nothing."""
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)

@@ -13,7 +13,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.analysis import analyse_published, read_published_table
 from algoprogress.cli import fail, log_to
-from algoprogress.fileio import atomic_path, write_json
+from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
 
 
@@ -25,8 +25,7 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
     result, rows, points_by = analyse_published(table, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
     result["table"] = str(table_file)
     write_json(json_out, result)
-    with atomic_path(csv_out) as temporary:
-        rows.to_csv(temporary, index=False)
+    write_csv(csv_out, rows)
     panels = [{"points": points, "fits": result["thresholds"][name]["fits"],
                "title": f"Published: training compute to reach {name} ({pathlib.Path(table_file).name})"}
               for name, points in points_by.items()]

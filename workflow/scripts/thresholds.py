@@ -14,7 +14,7 @@ import pandas as pd
 
 from algoprogress.cli import config_or_fail, log_to
 from algoprogress.curves import read_curves
-from algoprogress.fileio import atomic_path
+from algoprogress.fileio import atomic_path, write_csv
 from algoprogress.thresholds import compute_at_thresholds, per_model
 
 
@@ -24,12 +24,10 @@ def run(curve_files, thresholds, csv_out, parquet_out, by_model_out):
         [per_model(group).assign(threshold_name=name) for name, group in table.groupby("threshold_name", sort=False)],
         ignore_index=True,
     )
-    with atomic_path(csv_out) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(csv_out, table)
     with atomic_path(parquet_out) as temporary:
         table.to_parquet(temporary, index=False)
-    with atomic_path(by_model_out) as temporary:
-        summary.to_csv(temporary, index=False)
+    write_csv(by_model_out, summary)
     print(table.to_string(index=False), file=sys.stderr)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from algoprogress.analysis import analyse_measured
 from algoprogress.cli import config_or_fail, log_to
-from algoprogress.fileio import atomic_path, write_json
+from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
 
 
@@ -23,8 +23,7 @@ def run(thresholds_file, published, thresholds_cfg, analysis_cfg, json_out, csv_
     thresholds = pd.read_parquet(thresholds_file)
     result, table, points_by = analyse_measured(thresholds, published, thresholds_cfg, analysis_cfg)
     write_json(json_out, result)
-    with atomic_path(csv_out) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(csv_out, table)
     panels = [{"points": points_by[t["name"]], "fits": result["thresholds"][t["name"]]["fits"],
                "title": f"Training compute to reach {t['name']} ({t['metric']} >= {t['value']:g})"}
               for t in thresholds_cfg]
