@@ -6,8 +6,14 @@ import sys
 # workflow/scripts/algoprogress_path.py); here it checks the config before any job is planned.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from algoprogress.config import ConfigError, validate_config
+from algoprogress.config import (
+    ConfigError,
+    data_content,
+    flop_resolutions,
+    validate_config,
+)
 from algoprogress.data import DataError, count_classes
+from algoprogress.gpus import count_machine_gpus
 
 try:
     _validated = validate_config(config)
@@ -23,6 +29,17 @@ config.clear()
 config.update(_validated)
 
 MODELS = {model["name"]: model for model in config["models"]}
+
+# Training jobs request `gpu` = their GPU count. Run on one machine without `--resources gpu=N`, the
+# limit is the number of GPUs this machine has (1 without GPUs: one training job at a time), so
+# there are never more training jobs than GPUs; each job then claims GPUs of its own
+# (algoprogress.gpus). Cluster executors schedule GPUs themselves: no limit is set for them.
+if (
+    workflow.local_exec
+    and workflow.is_main_process
+    and "gpu" not in workflow.global_resources
+):
+    workflow.register_resource("gpu", max(1, count_machine_gpus()))
 
 # Rerun policy: Snakemake's default triggers (missing or older inputs, changed params, changed script
 # code, changed software environment). Each job's params hold exactly what determines its output, so a
@@ -86,14 +103,23 @@ def get_final_output():
 
 
 def model_spec(wildcards):
-    """What determines a model's FLOP count: architecture, constructor arguments, input shape."""
+    """What determines a model's FLOP counts: architecture, constructor arguments, input shapes."""
     model = MODELS[wildcards.model]
     return {
         "arch": model["arch"],
         "kwargs": model["kwargs"],
-        "resolution": config["dataset"]["resolution"],
+        "resolutions": flop_resolutions(model["resolved_training"]),
         "num_classes": NUM_CLASSES,
     }
+
+
+def training_threads(wildcards):
+    settings = MODELS[wildcards.model]["resolved_training"]
+    return settings["workers"] * settings["gpus"]
+
+
+def training_gpus(wildcards):
+    return MODELS[wildcards.model]["resolved_training"]["gpus"]
 
 
 def training_settings(wildcards):

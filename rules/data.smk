@@ -9,8 +9,8 @@ rule prepare_data:
         "results/benchmarks/prepare_data.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 4
+    threads: config["dataset"]["writer_workers"]
     params:
-        dataset=config["dataset"],
+        dataset=data_content(config["dataset"]),
     script:
         "../workflow/scripts/prepare_data.py"

@@ -15,9 +15,11 @@ rule count_flops:
 
 rule train:
     input:
-        train=rules.prepare_data.output.train,
-        val=rules.prepare_data.output.val,
-        manifest=rules.prepare_data.output.manifest,
+        # ancient: rewriting the data (after a corrupt file was moved aside) must not retrain finished
+        # curves; what the data contain is a param (the dataset settings), which does rerun training
+        train=ancient(rules.prepare_data.output.train),
+        val=ancient(rules.prepare_data.output.val),
+        manifest=ancient(rules.prepare_data.output.manifest),
         flops=rules.count_flops.output[0],
     output:
         curve="results/curves/{model}/seed{seed}.parquet",
@@ -27,13 +29,16 @@ rule train:
         "results/benchmarks/train/{model}/seed{seed}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: training_threads
     resources:
-        gpu=1,
+        gpu=training_gpus,
     params:
         spec=model_spec,
         training=training_settings,
+        data=data_content(config["dataset"]),
         # not an output, so a failed or killed job keeps it and its rerun resumes from it
         checkpoint_file="results/checkpoints/{model}/seed{seed}.pt",
+        # the curve so far, when training stops on a non-finite loss
+        failed_curve_file="results/failed/{model}/seed{seed}.parquet",
     script:
         "../workflow/scripts/train.py"

@@ -2,11 +2,40 @@
 
 import subprocess
 
+import numpy as np
+from PIL import Image
+
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report", "tests/data"]
+
+
+def configfiles(value):
+    return [str(path) for path in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
 def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
     """Run the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny config."""
     command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(configfile or workflow / "tests" / "data" / "tiny.yaml"), *args]
+               "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml"), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def write_image_folder(root, broken=False, classes=("cat", "dog"), per_class=6, size=(40, 50)):
+    """Real image files of several kinds: RGB JPEG, greyscale JPEG, CMYK JPEG, PNG saved as .jpg."""
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 255, (size[0] + i, size[1], 3), dtype=np.uint8)
+            image = Image.fromarray(pixels)
+            kind = i % 4
+            if kind == 0:
+                image.save(root / name / f"{i}.jpg", quality=90)
+            elif kind == 1:
+                image.convert("L").save(root / name / f"{i}.jpg")
+            elif kind == 2:
+                image.convert("CMYK").save(root / name / f"{i}.jpg")
+            else:
+                image.save(root / name / f"{i}.jpg", format="PNG")  # PNG content, JPEG name
+    if broken:
+        (root / classes[-1] / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root

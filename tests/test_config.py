@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 import torchvision
 
-from algoprogress.architectures import KNOWN_ARCHITECTURES
+from algoprogress.architectures import TORCHVISION_CLASSIFIERS
 from algoprogress.config import ConfigError, load_config, validate_config
 
 MODELS = [
@@ -146,7 +146,7 @@ def test_imagefolder_paths_must_exist(tmp_path):
 
 def test_architecture_list_matches_torchvision():
     models = torchvision.models
-    assert set(KNOWN_ARCHITECTURES) == set(models.list_models(module=models))
+    assert set(TORCHVISION_CLASSIFIERS) == set(models.list_models(module=models))
 
 
 def test_load_config_reports_the_file(tmp_path):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from PIL import Image
 
 from algoprogress.config import validate_config
 from algoprogress.data import DataError, image_folder, prepare_dataset, stratified_split
 from algoprogress.fileio import read_json, sha256_of_file
+from tests.helpers import write_image_folder
 
 MODELS = [{"name": "resnet18", "published": "2015-12-10"}, {"name": "mobilenet_v2", "published": "2018-01-13"}]
 
@@ -45,31 +45,9 @@ def test_mnist_betons_load_with_ffcv(mnist_betons):
     assert sorted(labels.bincount().tolist()) == [10] * 10
     assert -2.2 < float(images.min()) < -1.5 and 2.0 < float(images.max()) < 2.7  # normalised digits
 
-    first = [b[1].tolist() for b in train_loader(folder / "train.beton", 50, 64, 1, seed=5, device=cpu)]
-    second = [b[1].tolist() for b in train_loader(folder / "train.beton", 50, 64, 1, seed=5, device=cpu)]
+    first = [b[1].tolist() for b in train_loader(folder / "train.beton", 50, 64, 1, seed=5, device=cpu)[0]]
+    second = [b[1].tolist() for b in train_loader(folder / "train.beton", 50, 64, 1, seed=5, device=cpu)[0]]
     assert first == second and len(first) == 4  # seeded order, full batches only
-
-
-def write_image_folder(root, broken=False):
-    """Real image files of several kinds: RGB JPEG, greyscale JPEG, CMYK JPEG, PNG saved as .jpg."""
-    rng = np.random.default_rng(0)
-    for name in ("cat", "dog"):
-        (root / name).mkdir(parents=True)
-        for i in range(6):
-            pixels = rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-            kind = i % 4
-            if kind == 0:
-                image.save(root / name / f"{i}.jpg", quality=90)
-            elif kind == 1:
-                image.convert("L").save(root / name / f"{i}.jpg")
-            elif kind == 2:
-                image.convert("CMYK").save(root / name / f"{i}.jpg")
-            else:
-                image.save(root / name / f"{i}.jpg", format="PNG")  # PNG content, JPEG name
-    if broken:
-        (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    return root
 
 
 def test_image_folder_of_mixed_real_files_is_written(tmp_path):
@@ -95,3 +73,74 @@ def test_empty_class_is_refused(tmp_path):
     (root / "empty").mkdir()
     with pytest.raises(DataError, match="empty"):
         image_folder(root)
+
+
+def imagefolder_config(root, **dataset):
+    return validate_config({"dataset": {"source": "imagefolder", "train_path": str(root), "val_fraction": 0.5,
+                                        "resolution": 32, **dataset}, "models": MODELS})["dataset"]
+
+
+def test_undecodable_files_within_the_budget_are_counted_and_listed(tmp_path):
+    root = write_image_folder(tmp_path / "images", broken=True)
+    manifest = prepare_dataset(imagefolder_config(root, max_undecodable=1), tmp_path / "t.beton",
+                               tmp_path / "v.beton", tmp_path / "m.json", 2)
+    assert manifest["undecodable"]["count"] == 1
+    assert manifest["undecodable"]["files"][0].startswith(str(root / "dog" / "broken.jpg"))
+    assert manifest["train"]["images"] + manifest["val"]["images"] == 12  # greyscale, CMYK, PNG kept
+
+
+def test_storage_follows_max_side_jpeg_share_and_quality(tmp_path):
+    from ffcv.reader import Reader
+
+    root = write_image_folder(tmp_path / "images", size=(300, 420))
+    manifest = prepare_dataset(
+        imagefolder_config(root, max_side=200, write_mode="proportion", compress_probability=1.0, jpeg_quality=80),
+        tmp_path / "t.beton", tmp_path / "v.beton", tmp_path / "m.json", 2)
+    stored = Reader(str(tmp_path / "t.beton")).metadata["f0"]
+    assert (np.maximum(stored["width"], stored["height"]) == 200).all()  # longest side capped, aspect kept
+    assert set(stored["mode"]) == {0}  # FFCV IMAGE_MODES: 0 = JPEG, 1 = raw
+    assert manifest["storage"] == {"max_side": 200, "write_mode": "proportion", "jpeg_quality": 80,
+                                   "compress_probability": 1.0}
+    prepare_dataset(imagefolder_config(root, max_side=200, write_mode="raw"), tmp_path / "t2.beton",
+                    tmp_path / "v2.beton", tmp_path / "m2.json", 2)
+    assert set(Reader(str(tmp_path / "t2.beton")).metadata["f0"]["mode"]) == {1}
+
+
+def test_single_class_folder_is_refused(tmp_path):
+    root = write_image_folder(tmp_path / "images", classes=("cat",))
+    with pytest.raises(DataError, match=r"images: needs at least two class sub-directories, found 1"):
+        image_folder(root)
+
+
+def test_non_image_files_are_skipped_by_extension(tmp_path):
+    root = write_image_folder(tmp_path / "images")
+    (root / "cat" / "README.txt").write_text("not an image")
+    (root / "cat" / ".DS_Store").write_bytes(b"\0\0")
+    source = image_folder(root)
+    assert len(source) == 12 and not any(i.endswith((".txt", ".DS_Store")) for i in source.ids)
+
+
+def test_corrupt_beton_is_detected_moved_aside_and_named(mnist_betons, tmp_path):
+    import shutil
+
+    from algoprogress.data import verify_data_files
+
+    folder, _ = mnist_betons
+    for name in ("train.beton", "val.beton", "manifest.json"):
+        shutil.copy(folder / name, tmp_path / name)
+    files = {"train": tmp_path / "train.beton", "val": tmp_path / "val.beton"}
+    verify_data_files(tmp_path / "manifest.json", files)  # intact: nothing happens
+
+    with open(tmp_path / "val.beton", "r+b") as handle:  # flip one byte in the middle
+        handle.seek(handle.seek(0, 2) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(DataError, match=r"val.beton: corrupt or truncated \(its SHA-256 differs"):
+        verify_data_files(tmp_path / "manifest.json", files)
+    assert not (tmp_path / "val.beton").exists() and (tmp_path / "val.beton.corrupt").exists()
+
+    with open(tmp_path / "train.beton", "r+b") as handle:
+        handle.truncate(1000)
+    with pytest.raises(DataError, match=r"train.beton: corrupt or truncated \(1000 bytes"):
+        verify_data_files(tmp_path / "manifest.json", {"train": tmp_path / "train.beton"})

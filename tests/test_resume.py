@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from algoprogress.fileio import write_json
-from algoprogress.flops import count_multiply_adds
+from algoprogress.flops import count_at_resolutions
 from algoprogress.training import load_checkpoint
 
 MODEL = "shufflenet_v2_x0_5"
@@ -31,7 +31,7 @@ def job_files(mnist_betons, tmp_path_factory):
         "models": [{"name": MODEL, "published": "2018-07-30"}, {"name": "resnet18", "published": "2015-12-10"}],
     }
     (root / "config.yaml").write_text(yaml.safe_dump(config))
-    write_json(root / "flops.json", count_multiply_adds(MODEL, 10, 64))
+    write_json(root / "flops.json", count_at_resolutions(MODEL, 10, [64]))
     return folder, root
 
 

@@ -5,11 +5,11 @@ import pytest
 
 from algoprogress import curves
 from algoprogress.config import validate_config
-from algoprogress.flops import count_multiply_adds
+from algoprogress.flops import count_at_resolutions, per_image_costs
 from algoprogress.training import TrainingJob, evaluation_steps, learning_rate, train
 
 SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
-                                       {"name": "alexnet", "published": "2012-06-01"}]})["training"]
+                                       {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
 
 
 def test_evaluation_steps_cover_start_early_points_grid_and_end():
@@ -40,9 +40,9 @@ def test_step_schedule_divides_by_ten():
 def short_job(folder, seed=0, **overrides):
     settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
                 "eval_batch_size": 50, **overrides}
-    macs = count_multiply_adds("shufflenet_v2_x0_5", 10, 64)["multiply_adds_per_image"]
+    macs, measured = per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
     return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", seed, str(folder / "train.beton"),
-                       str(folder / "val.beton"), 10, 64, settings, macs, {}, threads=1)
+                       str(folder / "val.beton"), 10, settings, macs, measured, {}, threads=1)
 
 
 def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_betons, tmp_path):
@@ -53,12 +53,17 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
     assert list(curve.columns) == list(curves.CURVE_COLUMNS)
     assert curve["step"].tolist() == [0, 2, 4, 5, 8, 10]
     assert (curve["images_seen"] == curve["step"] * 20).all()
-    assert np.allclose(curve["train_flops"], 6 * job.multiply_adds_per_image * curve["images_seen"])
+    assert np.allclose(curve["train_flops"], 6 * job.multiply_adds[64] * curve["images_seen"])
+    assert np.allclose(curve["train_flops_measured"], job.measured_flops[64] * curve["images_seen"])
+    assert (curve["train_flops_measured"] / curve["train_flops"]).iloc[1:].between(0.85, 1.05).all()
+    assert np.allclose(curve["eval_flops"], 2 * job.multiply_adds[64] * 100 * np.arange(1, len(curve) + 1))
+    assert (curve["recipe"] == "custom").all() and (curve["resolution"] == 64).all()
     assert curve["val_top1"].between(0, 1).all() and (curve["val_top5"] >= curve["val_top1"]).all()
     assert curve["wall_seconds"].is_monotonic_increasing
     meta = curves.read_curve_metadata(tmp_path / "curve.parquet")
-    assert meta["fvcore_multiply_adds_per_image"] == job.multiply_adds_per_image
+    assert meta["fvcore_multiply_adds_per_image"] == {"64": job.multiply_adds[64]}
     assert meta["training"]["batch_size"] == 20 and meta["versions"]["ffcv"] == "1.0.2"
+    assert len(meta["git_commit"]) == 40 and meta["device"] == "cpu" and meta["gpus"] == 0
     assert not list(tmp_path.glob(".*partial*"))
 
 
@@ -78,3 +83,54 @@ def test_diverging_training_stops_with_model_step_and_lr(mnist_betons, tmp_path)
     with pytest.raises(NonFiniteLossError, match=r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr "):
         train(short_job(folder, lr=1e12, schedule="constant", momentum=0.0), tmp_path / "c.parquet")
     assert not (tmp_path / "c.parquet").exists()
+
+
+def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):
+    """Greyscale, CMYK, PNG-in-JPEG and one corrupt file go through the writer (within its budget) and
+    a short training run whose resolution grows epoch by epoch; FLOPs are counted at each resolution."""
+    from algoprogress.config import flop_resolutions
+    from algoprogress.data import prepare_dataset
+    from tests.helpers import write_image_folder
+
+    root = write_image_folder(tmp_path / "images", broken=True, per_class=8, size=(70, 90))
+    config = validate_config({
+        "dataset": {"source": "imagefolder", "train_path": str(root), "val_fraction": 0.25, "resolution": 64,
+                    "max_side": 96, "write_mode": "proportion", "max_undecodable": 1},
+        "training": {"epochs": 3, "batch_size": 4, "evals_per_epoch": 1, "first_eval_step": 0, "lr": 0.01,
+                     "random_resized_crop": True, "crop_min_scale": 0.08, "flip": True, "eval_resolution": 64,
+                     "eval_crop_ratio": 0.875, "workers": 1,
+                     "progressive_resizing": {"start_resolution": 32, "end_resolution": 96, "start_epoch": 0,
+                                              "end_epoch": 2}},
+        "models": [{"name": "mobilenet_v1", "published": "2017-04-17"},
+                   {"name": "resnet18", "published": "2015-12-10"}]})
+    manifest = prepare_dataset(config["dataset"], tmp_path / "train.beton", tmp_path / "val.beton",
+                               tmp_path / "manifest.json", 2)
+    assert manifest["undecodable"]["count"] == 1 and manifest["train"]["images"] == 12
+    settings = config["models"][0]["resolved_training"]
+    assert flop_resolutions(settings) == [32, 64, 96]
+    macs, measured = per_image_costs(count_at_resolutions("mobilenet_v1", 2, flop_resolutions(settings)))
+    job = TrainingJob("mobilenet_v1", "mobilenet_v1", 0, str(tmp_path / "train.beton"), str(tmp_path / "val.beton"),
+                      2, settings, macs, measured, {}, threads=1)
+    curve = curves.as_curve(train(job, tmp_path / "curve.parquet"))
+    assert curve["step"].tolist() == [0, 3, 6, 9] and curve["resolution"].tolist()[1:] == [32, 64, 96]
+    per_step = np.diff(curve["train_flops"].to_numpy())
+    assert np.allclose(per_step, [6 * macs[side] * 4 * 3 for side in (32, 64, 96)])
+    assert np.allclose(np.diff(curve["train_flops_measured"].to_numpy()), [measured[s] * 12 for s in (32, 64, 96)])
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_give_the_same_evaluation_points(mnist_betons, tmp_path):
+    """The distributed path (torchrun, DistributedDataParallel, FFCV's distributed order) run on CPU with
+    gloo: same steps, images and compute as one process; validation split exactly between processes."""
+    from algoprogress.launch import run_training
+
+    folder, _ = mnist_betons
+    single = short_job(folder, epochs=0.5)
+    double = short_job(folder, epochs=0.5, gpus=2)
+    run_training(single, tmp_path / "one.parquet", processes=1)
+    run_training(double, tmp_path / "two.parquet", processes=2)
+    one, two = curves.read_curve(tmp_path / "one.parquet"), curves.read_curve(tmp_path / "two.parquet")
+    for column in ("step", "images_seen", "train_flops", "train_flops_measured", "eval_flops"):
+        assert one[column].tolist() == two[column].tolist()
+    assert two["val_top1"].iloc[0] == one["val_top1"].iloc[0]  # same initial weights, every image counted once
+    assert curves.read_curve_metadata(tmp_path / "two.parquet")["processes"] == 2

@@ -28,10 +28,11 @@ def test_end_to_end_outputs(finished_run, repo):
         curve = curves.read_curve(path)
         assert list(curve.columns) == list(curves.CURVE_COLUMNS)
         assert curve["step"].is_monotonic_increasing and curve["step"].iloc[0] == 0
-        counted = json.loads((results / "flops" / f"{name}.json").read_text())["multiply_adds_per_image"]
+        counted = json.loads((results / "flops" / f"{name}.json").read_text())["by_resolution"]["64"][
+            "multiply_adds_per_image"]
         assert curve["train_flops"].tolist() == pytest.approx(
             (TRAINING_FLOP_PER_MULTIPLY_ADD * counted * curve["images_seen"]).tolist())
-        assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == counted
+        assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
         assert (finished_run / "logs" / "train" / name / "seed0.log").read_text().count("step") > 0
 
     threshold_names = [t["name"] for t in config["thresholds"]]

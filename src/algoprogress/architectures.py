@@ -1,4 +1,5 @@
-"""Architectures by name: torchvision's image classifiers, built for a given class count.
+"""Architectures by name: torchvision's image classifiers and the paper's two that torchvision lacks
+(MobileNet v1, ShuffleNet v1; ``algoprogress.nets``), built for a given class count.
 
 The names are listed here, without importing torchvision, so that a config can be checked while the
 Snakefile parses (its environment need not have PyTorch). A test keeps the list equal to
@@ -90,13 +91,25 @@ TORCHVISION_CLASSIFIERS = (
     "wide_resnet50_2",
 )
 
-KNOWN_ARCHITECTURES = TORCHVISION_CLASSIFIERS
+# name -> "module:class" in algoprogress.nets; constructors take num_classes and keyword arguments
+OWN_ARCHITECTURES = {
+    "mobilenet_v1": "mobilenet_v1:MobileNetV1",
+    "shufflenet_v1": "shufflenet_v1:ShuffleNetV1",
+}
+
+KNOWN_ARCHITECTURES = tuple(sorted(TORCHVISION_CLASSIFIERS + tuple(OWN_ARCHITECTURES)))
 
 
 def build_model(arch: str, num_classes: int, kwargs: dict | None = None):
     """A freshly initialised (untrained) model; ``kwargs`` go to the torchvision constructor."""
-    import torchvision
-
     if arch not in KNOWN_ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}")
+    if arch in OWN_ARCHITECTURES:
+        import importlib
+
+        module, name = OWN_ARCHITECTURES[arch].split(":")
+        constructor = getattr(importlib.import_module(f"algoprogress.nets.{module}"), name)
+        return constructor(num_classes=num_classes, **(kwargs or {}))
+    import torchvision
+
     return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **(kwargs or {}))

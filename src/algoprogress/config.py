@@ -130,6 +130,12 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
     _validate(config, schema, "", fill_defaults=True)
 
     training_schema = {**schema["$defs"]["training"]}
+    recipes = config["recipes"]
+    for name, recipe in recipes.items():
+        _validate(recipe, training_schema, f"recipes.{name}", fill_defaults=False)
+        if "recipe" in recipe:
+            raise ConfigError(f"recipes.{name}.recipe: a recipe cannot name another recipe")
+    _check_recipe(config["training"]["recipe"], recipes, "training.recipe")
     seen: dict[str, int] = {}
     for index, model in enumerate(config["models"]):
         prefix = f"models[{index}]"
@@ -147,7 +153,10 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if "num_classes" in model["kwargs"]:
             raise ConfigError(f"{prefix}.kwargs.num_classes: set by the data set, not per model")
         _validate(model["training"], training_schema, f"{prefix}.training", fill_defaults=False)
-        model["resolved_training"] = {**config["training"], **model["training"]}
+        recipe = model["training"].get("recipe", config["training"]["recipe"])
+        _check_recipe(recipe, recipes, f"{prefix}.training.recipe")
+        resolved = {**config["training"], **(recipes[recipe] if recipe else {}), **model["training"]}
+        model["resolved_training"] = _resolve_resolutions(resolved, config["dataset"], model, prefix)
 
     names = [threshold["name"] for threshold in config["thresholds"]]
     for index, name in enumerate(names):
@@ -167,11 +176,76 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         for key in ("train_path", "val_path"):
             if dataset[key] and not Path(dataset[key]).is_dir():
                 raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
-    if dataset["resolution"] < 63 and any(m["arch"] == "alexnet" for m in config["models"]):
-        raise ConfigError(
-            f"dataset.resolution: {dataset['resolution']} px is too small for alexnet (needs >= 63)"
-        )
     return _canonical(config)
+
+
+def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
+    if name is not None and name not in recipes:
+        close = difflib.get_close_matches(name, list(recipes), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{key}: no recipe named {name!r} in `recipes`{hint}")
+
+
+def training_resolutions(settings: dict) -> list[int]:
+    """The training resolution of each epoch (0-based) that the settings train, in order."""
+    import math
+
+    return [resolution_at_epoch(epoch, settings) for epoch in range(max(1, math.ceil(settings["epochs"])))]
+
+
+# dataset keys that change what the .beton files contain (the others: how they are written or checked)
+DATA_CONTENT_KEYS = ("name", "source", "train_path", "val_path", "val_fraction", "split_seed",
+                     "max_images_per_class", "resolution", "max_side", "write_mode", "jpeg_quality",
+                     "compress_probability")
+
+
+def data_content(dataset: dict) -> dict:
+    """The dataset settings that determine the data: a change reruns data preparation and training."""
+    return {key: dataset[key] for key in DATA_CONTENT_KEYS}
+
+
+def flop_resolutions(settings: dict) -> list[int]:
+    """Every resolution a model is trained or evaluated at: FLOPs are counted at each."""
+    return sorted(set(training_resolutions(settings)) | {settings["eval_resolution"]})
+
+
+def resolution_at_epoch(epoch: int, settings: dict) -> int:
+    """FFCV's ImageNet example's progressive resizing: linear between the ramp's ends, multiples of 32."""
+    ramp = settings["progressive_resizing"]
+    if ramp is None:
+        return settings["resolution"]
+    if epoch <= ramp["start_epoch"]:
+        return ramp["start_resolution"]
+    if epoch >= ramp["end_epoch"]:
+        return ramp["end_resolution"]
+    share = (epoch - ramp["start_epoch"]) / (ramp["end_epoch"] - ramp["start_epoch"])
+    side = ramp["start_resolution"] + share * (ramp["end_resolution"] - ramp["start_resolution"])
+    return int(round(side / 32)) * 32
+
+
+def _resolve_resolutions(settings: dict, dataset: dict, model: dict, prefix: str) -> dict:
+    """Fill the resolutions left null and check them against the model and the stored images."""
+    settings = dict(settings)
+    if settings["resolution"] is None:
+        settings["resolution"] = dataset["resolution"]
+    ramp = settings["progressive_resizing"]
+    if ramp is not None:
+        if ramp["end_epoch"] < ramp["start_epoch"]:
+            raise ConfigError(f"{prefix}.training.progressive_resizing: end_epoch is before start_epoch")
+        if ramp["end_resolution"] < ramp["start_resolution"]:
+            raise ConfigError(f"{prefix}.training.progressive_resizing: end_resolution is below start_resolution")
+    resolutions = training_resolutions(settings)
+    if settings["eval_resolution"] is None:
+        settings["eval_resolution"] = resolutions[-1]
+    smallest = min(resolutions + [settings["eval_resolution"]])
+    if smallest < 63 and model["arch"] == "alexnet":
+        key = "dataset.resolution" if smallest == dataset["resolution"] else f"{prefix}.training"
+        raise ConfigError(f"{key}: {smallest} px is too small for alexnet ({prefix}; needs >= 63)")
+    if settings["batch_size"] % settings["gpus"]:
+        raise ConfigError(
+            f"{prefix}.training.batch_size: {settings['batch_size']} does not divide over {settings['gpus']} GPUs"
+        )
+    return settings
 
 
 def load_config(path: str | Path) -> dict:

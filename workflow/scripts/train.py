@@ -3,6 +3,10 @@
 Snakemake rule `train`; also a CLI:
     python workflow/scripts/train.py --config config/config.yaml --model resnet18 --seed 0 \
         --data-dir results/data --flops results/flops/resnet18.json --out curve.parquet
+
+The job claims its GPUs (training.gpus of them; one process per GPU under torchrun when more than
+one), checks the .beton files against the manifest's hashes, resumes from its checkpoint if one
+exists, and checkpoints on SIGTERM.
 """
 
 import argparse
@@ -12,26 +16,34 @@ import sys
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import model_table
+from algoprogress.config import flop_resolutions, model_table
+from algoprogress.data import DataError, verify_data_files
 from algoprogress.fileio import read_json
-from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob, train
+from algoprogress.flops import per_image_costs
+from algoprogress.launch import TrainingFailed, run_training
+from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob
 
 
-def run(name, seed, spec, settings, train_beton, val_beton, flops_json, out, threads, checkpoint=None,
-        checkpoint_every=60.0):
-    counts = read_json(flops_json)
-    job = TrainingJob(
-        model_name=name, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
-        val_beton=str(val_beton), num_classes=spec["num_classes"], resolution=spec["resolution"],
-        settings=settings, multiply_adds_per_image=counts["multiply_adds_per_image"],
-        kwargs=spec["kwargs"], threads=threads, checkpoint_path=checkpoint, checkpoint_every_seconds=checkpoint_every,
-    )
+def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json, out, threads, checkpoint=None,
+        failed_curve=None, checkpoint_every=60.0, verify=True):
     try:
-        rows = train(job, out)
-    except (NonFiniteLossError, TrainingInterrupted) as error:
+        if verify:
+            verify_data_files(manifest, {"train": train_beton, "val": val_beton})
+        multiply_adds, measured = per_image_costs(read_json(flops_json))
+        missing = set(flop_resolutions(settings)) - set(multiply_adds)
+        if missing:
+            raise DataError(f"{flops_json}: no FLOP count at {sorted(missing)} px; rerun count_flops")
+        job = TrainingJob(
+            model_name=name, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
+            val_beton=str(val_beton), num_classes=spec["num_classes"], settings=settings,
+            multiply_adds=multiply_adds, measured_flops=measured, kwargs=spec["kwargs"],
+            threads=max(1, threads // settings["gpus"]), checkpoint_path=checkpoint,
+            checkpoint_every_seconds=checkpoint_every, failed_curve_path=failed_curve,
+        )
+        run_training(job, out, processes=settings["gpus"])
+    except (DataError, NonFiniteLossError, TrainingInterrupted, TrainingFailed) as error:
         fail(str(error))
-    last = rows[-1]
-    print(f"{name} seed {seed}: {len(rows)} evaluations, final val_top1 {last['val_top1']:.4f}", file=sys.stderr)
+    print(f"{name} seed {seed}: wrote {out}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -46,6 +58,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", help="checkpoint file: saved at evaluations and on SIGTERM, resumed from")
     parser.add_argument("--checkpoint-every", type=float, default=60.0,
                         help="seconds between checkpoints at evaluation points (default 60; SIGTERM always saves)")
+    parser.add_argument("--failed-curve", help="where the curve so far goes if training stops on a non-finite loss")
+    parser.add_argument("--no-verify", action="store_true", help="skip the .beton hash check")
     args = parser.parse_args(argv)
     log_to(None)
     config = config_or_fail(args.config)
@@ -54,18 +68,19 @@ def main(argv=None):
         fail(f"--model: {args.model!r} is not a model of {args.config}")
     model = models[args.model]
     data = pathlib.Path(args.data_dir)
-    manifest = read_json(data / "manifest.json")
-    spec = {"arch": model["arch"], "kwargs": model["kwargs"], "resolution": config["dataset"]["resolution"],
-            "num_classes": manifest["num_classes"]}
-    run(args.model, args.seed, spec, model["resolved_training"], data / "train.beton", data / "val.beton",
-        args.flops, args.out, args.threads, args.checkpoint, args.checkpoint_every)
+    manifest = data / "manifest.json"
+    spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": read_json(manifest)["num_classes"]}
+    run(args.model, args.seed, spec, model["resolved_training"], data / "train.beton", data / "val.beton", manifest,
+        args.flops, args.out, args.threads, args.checkpoint, args.failed_curve, args.checkpoint_every,
+        not args.no_verify)
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
         run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, snakemake.params.training,
-            snakemake.input.train, snakemake.input.val, snakemake.input.flops, snakemake.output.curve,
-            snakemake.threads, snakemake.params.checkpoint_file)
+            snakemake.input.train, snakemake.input.val, snakemake.input.manifest, snakemake.input.flops,
+            snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
+            snakemake.params.failed_curve_file, verify=snakemake.config["dataset"]["verify_hash"])
     else:
         main()

@@ -1,0 +1,1 @@
+"""Architectures of the paper that torchvision does not ship, written from their papers."""
