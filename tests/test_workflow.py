@@ -207,3 +207,12 @@ def test_training_jobs_request_a_gpu_and_keep_a_checkpoint(repo, snakemake_bin, 
     result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", "--forcerun", "train", "-p")
     train_jobs = [block for block in (result.stdout + result.stderr).split("\n\n") if "rule train:" in block]
     assert train_jobs and all("gpu=1" in block for block in train_jobs), train_jobs[:1]
+
+
+@pytest.mark.slow
+def test_gpu_limit_defaults_to_the_machines_gpu_count(finished_run):
+    """Without --resources gpu=N the local run never has more training jobs than GPUs (1 without GPUs)."""
+    from algoprogress.gpus import count_machine_gpus
+
+    logs = "".join(path.read_text() for path in (finished_run / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert f'gpu=Resource("gpu", {max(1, count_machine_gpus())})' in logs
