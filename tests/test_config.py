@@ -128,11 +128,31 @@ def test_duplicate_model_names_are_refused():
     assert error_of(config).startswith("models[1].name: duplicate")
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "x;rm -rf", "$(id)", ".hidden"])
+@pytest.mark.parametrize("name", ["../evil", "a/b", "x;rm -rf", "$(id)", ".hidden", "a b", "`id`", "x|y", "..", "a\nb"])
 def test_names_that_would_escape_paths_are_refused(name):
+    """Names that become paths or wildcards (models, data set, recipes, thresholds) are constrained."""
     config = minimal()
     config["models"][1]["name"] = name
     assert error_of(config).startswith("models[1].name:")
+    assert error_of(minimal(dataset={"name": name})).startswith("dataset.name:")
+    assert error_of(minimal(recipes={name: {"lr": 0.1}})).startswith("recipes:")
+    assert error_of(minimal(thresholds=[{"name": name}])).startswith("thresholds[0].name:")
+
+
+def test_recipes_apply_between_training_and_the_model():
+    config = validate_config(minimal(training={"lr": 0.3, "epochs": 3, "recipe": "quick"},
+                                     recipes={"quick": {"lr": 0.2, "batch_size": 32}}), today=dt.date(2026, 1, 1))
+    alexnet, resnet = config["models"][0]["resolved_training"], config["models"][1]["resolved_training"]
+    assert (alexnet["recipe"], alexnet["lr"], alexnet["batch_size"], alexnet["epochs"]) == ("quick", 0.2, 32, 3)
+    assert resnet["lr"] == 0.1  # the model's own setting wins over the recipe
+
+
+def test_unknown_recipe_and_bad_recipe_settings_name_the_key():
+    assert error_of(minimal(training={"recipe": "fsat"}, recipes={"fast": {}})) == (
+        "training.recipe: no recipe named 'fsat' in `recipes` (did you mean 'fast'?)")
+    assert error_of(minimal(recipes={"fast": {"lr": -1}})).startswith("recipes.fast.lr:")
+    assert error_of(minimal(recipes={"fast": {"batch_size": 10, "gpus": 3}}, training={"recipe": "fast"})
+                    ).startswith("models[0].training.batch_size: 10 does not divide over 3 GPUs")
 
 
 def test_reference_model_must_exist():

@@ -123,7 +123,7 @@ def test_non_image_files_are_skipped_by_extension(tmp_path):
 def test_corrupt_beton_is_detected_moved_aside_and_named(mnist_betons, tmp_path):
     import shutil
 
-    from algoprogress.data import verify_data_files
+    from algoprogress.data import damaged_data_files, verify_data_files
 
     folder, _ = mnist_betons
     for name in ("train.beton", "val.beton", "manifest.json"):
@@ -138,7 +138,23 @@ def test_corrupt_beton_is_detected_moved_aside_and_named(mnist_betons, tmp_path)
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(DataError, match=r"val.beton: corrupt or truncated \(its SHA-256 differs"):
         verify_data_files(tmp_path / "manifest.json", files)
-    assert not (tmp_path / "val.beton").exists() and (tmp_path / "val.beton.corrupt").exists()
+    assert (tmp_path / "val.beton").stat().st_size == 0 and (tmp_path / "val.beton.corrupt").exists()
+    assert damaged_data_files(tmp_path / "manifest.json") == [str(tmp_path / "val.beton")]
+
+
+def test_damaged_data_is_rewritten_once_under_a_lock(tmp_path):
+    from algoprogress.data import repair_data, verify_data_files
+
+    root = write_image_folder(tmp_path / "images")
+    dataset = imagefolder_config(root)
+    files = {"train": tmp_path / "train.beton", "val": tmp_path / "val.beton"}
+    first = prepare_dataset(dataset, files["train"], files["val"], tmp_path / "manifest.json", 1)
+    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is False
+    files["val"].write_bytes(b"")
+    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is True
+    again = read_json(tmp_path / "manifest.json")
+    assert again["sample_list_sha256"] == first["sample_list_sha256"]  # the same images and split
+    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is False
 
     with open(tmp_path / "train.beton", "r+b") as handle:
         handle.truncate(1000)

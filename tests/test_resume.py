@@ -102,3 +102,37 @@ def test_torn_or_foreign_checkpoints_are_not_resumed(tmp_path, caplog):
     assert load_checkpoint(foreign, {"seed": 0}) is None
     assert "checkpoint of other settings" in caplog.text
     assert load_checkpoint(foreign, {"seed": 1})["step"] == 3
+
+
+@pytest.mark.slow
+def test_ten_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted, tmp_path):
+    """Row: SIGKILL at random moments, ten times in one run: every rerun resumes from the newest readable
+    checkpoint (a kill during a checkpoint write leaves the previous one), and the final curve has the
+    uninterrupted run's evaluations, none duplicated or missing."""
+    folder, root = job_files
+    out, checkpoint = tmp_path / "curve.parquet", tmp_path / "job.pt"
+    cmd = command(repo, folder, root, out, checkpoint)
+    rng = np.random.default_rng(2026)
+    resumed_steps = []
+    for _ in range(10):
+        before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # once this run has made progress (a new checkpoint), kill it at a random moment soon after:
+        # mid-step, mid-evaluation or mid-write
+        while process.poll() is None and (checkpoint.stat().st_mtime_ns if checkpoint.exists() else None) == before:
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.0, 0.8)))
+        process.kill()
+        _, stderr = process.communicate(timeout=120)
+        resumed_steps += [int(line.rsplit("at step ", 1)[1].split()[0]) for line in stderr.splitlines()
+                          if "resumed from" in line]
+        if process.returncode == 0:
+            break
+    assert not out.exists() or resumed_steps, "no kill interrupted training"
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    curve = pd.read_parquet(out)
+    assert curve["step"].is_unique and curve["step"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(curve[SAME], uninterrupted[SAME])
+    assert len(resumed_steps) >= 3 and resumed_steps == sorted(resumed_steps)
+    assert not list(tmp_path.glob(".*partial*"))

@@ -7,6 +7,7 @@ FLOP convention, the resolved training settings, package versions and the device
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -59,16 +60,52 @@ def as_curve(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     return frame[list(CURVE_COLUMNS)].astype({name: dtype for name, (dtype, _) in CURVE_COLUMNS.items()})
 
 
+class CurveError(ValueError):
+    """A curve file that cannot be trusted (unreadable, or its rows differ from their saved hash)."""
+
+
+def rows_digest(frame: pd.DataFrame) -> str:
+    """SHA-256 of a curve's rows (every column, in order): saved in the file's metadata, checked on read."""
+    frame = as_curve(frame)
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(frame.columns).encode()).hexdigest()
+
+
 def write_curve(path: str | Path, rows: list[dict] | pd.DataFrame, metadata: dict) -> None:
     """Write atomically: the file at ``path`` is either the complete new curve or untouched."""
-    table = pa.Table.from_pandas(as_curve(rows), preserve_index=False)
+    frame = as_curve(rows)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**metadata, "rows_sha256": rows_digest(frame)}
     merged = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str).encode()}
     with atomic_path(path) as temporary:
         pq.write_table(table.replace_schema_metadata(merged), temporary)
 
 
-def read_curve(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_curve(path: str | Path, verify: bool = True) -> pd.DataFrame:
+    """The curve at ``path``; with ``verify``, a file whose rows differ from their hash raises CurveError."""
+    try:
+        table = pq.read_table(path)
+        frame = table.to_pandas()
+    except (OSError, pa.ArrowException) as error:
+        raise CurveError(f"{path}: unreadable curve ({str(error).splitlines()[0][:200]})") from None
+    if verify:
+        metadata = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+        saved = metadata.get("rows_sha256")
+        if saved is None or rows_digest(frame) != saved:
+            raise CurveError(f"{path}: corrupt curve (its rows differ from the hash saved with them)")
+    return frame
+
+
+def corrupt_curves(paths) -> list[str]:
+    """One line per existing curve file among ``paths`` that cannot be trusted."""
+    problems = []
+    for path in paths:
+        if Path(path).exists():
+            try:
+                read_curve(path)
+            except CurveError as error:
+                problems.append(str(error))
+    return problems
 
 
 def read_curve_metadata(path: str | Path) -> dict:

@@ -14,6 +14,8 @@ training jobs check before they train (``verify_data_files``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
 import multiprocessing
@@ -171,7 +173,11 @@ def drop_undecodable(source: ImageSource, indices: np.ndarray, workers: int) -> 
     return keep, [failure for failure in failures if failure is not None]
 
 
-def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict, workers: int) -> None:
+FFCV_PAGE_BYTES = 1 << 23  # FFCV's DatasetWriter default page size (4 x 2 MiB)
+
+
+def _write_beton_here(temporary: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict,
+                      workers: int) -> None:
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
@@ -184,10 +190,58 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
         ),
         "label": IntField(),
     }
+    writer = DatasetWriter(str(temporary), fields, page_size=FFCV_PAGE_BYTES, num_workers=max(1, workers))
+    side = None if dataset_cfg["max_side"] else dataset_cfg["resolution"]
+    writer.from_indexed_dataset(_ResizedView(source, indices, side))
+
+
+def _writer_process(temporary, source, indices, dataset_cfg, workers, errors) -> None:
+    os.setpgrp()  # its own process group, with FFCV's workers, so that a stuck write can be ended whole
+    try:
+        _write_beton_here(temporary, source, indices, dataset_cfg, workers)
+    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
+        errors.put(f"{type(error).__name__}: {error}")
+        raise SystemExit(1) from None
+
+
+def _disk_full(folder: Path) -> bool:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize < FFCV_PAGE_BYTES
+
+
+def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict, workers: int,
+                poll_seconds: float = 1.0) -> None:
+    """Write a .beton atomically, in a child process watched for a full disk.
+
+    FFCV's writer does not survive a full disk: the thread that writes pages dies with ENOSPC and the
+    writer waits for it forever. So the write runs in its own process group; when the disk has less
+    than a page free and the file stops growing, the group is ended and ENOSPC raised (the partial
+    file is removed; nothing is left that a later run could trust).
+    """
+    import signal
+    import time
+
+    context = multiprocessing.get_context("fork")
     with atomic_path(path) as temporary:
-        writer = DatasetWriter(str(temporary), fields, num_workers=max(1, workers))
-        side = None if dataset_cfg["max_side"] else dataset_cfg["resolution"]
-        writer.from_indexed_dataset(_ResizedView(source, indices, side))
+        errors = context.Queue()
+        child = context.Process(target=_writer_process, args=(temporary, source, indices, dataset_cfg, workers, errors))
+        child.start()
+        size, since = -1, time.monotonic()
+        while child.is_alive():
+            child.join(poll_seconds)
+            current = temporary.stat().st_size if temporary.exists() else 0
+            if current != size:
+                size, since = current, time.monotonic()
+            elif child.is_alive() and _disk_full(temporary.parent) and time.monotonic() - since > 3 * poll_seconds:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.join()
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        if child.exitcode != 0:
+            message = errors.get(timeout=5) if not errors.empty() else f"writer exited with status {child.exitcode}"
+            if "No space left" in message:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            raise DataError(f"{path}: writing failed ({message.splitlines()[0]})")
 
 
 def _split_summary(source: ImageSource, indices: np.ndarray, path: Path) -> dict:
@@ -287,7 +341,8 @@ def verify_data_files(manifest_path: str | Path, files: dict[str, str | Path]) -
     """Check each ``.beton`` (by split) against the size and SHA-256 in the manifest.
 
     A mismatch (truncated or corrupted file) raises a one-line DataError naming the file, after
-    moving the file aside (``<name>.corrupt``) so that the next run rewrites it instead of using it.
+    moving the file aside (``<name>.corrupt``) and leaving an empty file in its place (so that the
+    `ancient` data inputs of finished curves still exist and they are not retrained).
     """
     manifest = read_json(manifest_path)
     for split, path in files.items():
@@ -301,5 +356,47 @@ def verify_data_files(manifest_path: str | Path, files: dict[str, str | Path]) -
             continue
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
-        raise DataError(f"{path}: corrupt or truncated ({problem}); moved to {aside.name}, "
-                        "the next run rewrites it")
+        path.touch()
+        raise DataError(f"{path}: corrupt or truncated ({problem}); moved to {aside.name}")
+
+
+def damaged_data_files(manifest_path: str | Path) -> list[str]:
+    """The .beton files listed in an existing manifest that are missing or not of the listed size
+    (a cheap check made when a run starts; training jobs check the full hash)."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        return []
+    try:
+        manifest = read_json(manifest_path)
+        listed = [(manifest[split]["file"], manifest[split]["bytes"]) for split in ("train", "val")]
+    except (ValueError, KeyError, TypeError):
+        return [str(manifest_path)]
+    damaged = []
+    for name, size in listed:
+        path = manifest_path.parent / name
+        if not path.exists() or path.stat().st_size != size:
+            damaged.append(str(path))
+    return damaged
+
+
+def repair_data(dataset_cfg: dict, files: dict[str, str | Path], manifest_path: str | Path, workers: int) -> bool:
+    """Check the .beton files against the manifest and, if one is damaged, rewrite the data set in place
+    (the same images and split: the write is deterministic in content). Concurrent training jobs
+    take turns through a lock file, and a job that finds the data already repaired does nothing.
+    Returns whether it rewrote the data."""
+    import fcntl
+
+    manifest_path = Path(manifest_path)
+    lock = os.open(manifest_path.parent / ".repair.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            verify_data_files(manifest_path, files)
+            return False
+        except DataError as error:
+            log.warning("%s; rewriting the data set", error)
+        prepare_dataset(dataset_cfg, Path(files["train"]), Path(files["val"]), manifest_path, workers)
+        verify_data_files(manifest_path, files)
+        return True
+    finally:
+        os.close(lock)

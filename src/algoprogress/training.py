@@ -120,6 +120,32 @@ class TrainingJob:
             self.hooks[name]()
 
 
+def state_digest(value, digest=None) -> str:
+    """SHA-256 over a checkpoint's contents (tensors by their bytes): torch.load does not notice a
+    flipped byte inside tensor data, so a checkpoint carries this and is checked against it."""
+    import hashlib
+
+    import torch
+
+    top = digest is None
+    digest = digest or hashlib.sha256()
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            digest.update(f"<{key!r}>".encode())
+            state_digest(value[key], digest)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"[{len(value)}".encode())
+        for item in value:
+            state_digest(item, digest)
+    elif isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{flat.dtype}{tuple(value.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    else:
+        digest.update(repr(value).encode())
+    return digest.hexdigest() if top else ""
+
+
 def previous_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".prev")
@@ -130,6 +156,7 @@ def save_checkpoint(path: str | Path, state: dict, on_written=None) -> None:
     import torch
 
     path = Path(path)
+    state = {**state, "digest": state_digest(state)}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
         if on_written is not None:
@@ -147,7 +174,14 @@ def _read_checkpoint(path: Path, fingerprint: dict) -> dict | None:
         log.warning("%s: unreadable checkpoint (%s: %s); not used", path, type(error).__name__,
                     str(error).splitlines()[0][:200] if str(error) else "")
         return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+    if not isinstance(state, dict) or "digest" not in state:
+        log.warning("%s: not a checkpoint of this tool; not used", path)
+        return None
+    saved = state.pop("digest")
+    if state_digest(state) != saved:
+        log.warning("%s: corrupt checkpoint (content hash differs from the one saved with it); not used", path)
+        return None
+    if state.get("fingerprint") != fingerprint:
         log.warning("%s: checkpoint of other settings; not used", path)
         return None
     return state
@@ -157,6 +191,8 @@ def load_checkpoint(path: str | Path | None, fingerprint: dict) -> dict | None:
     """The newest readable checkpoint of the same job (``path``, else ``path.prev``), or None."""
     if path is None:
         return None
+    for stale in Path(path).parent.glob(f".{Path(path).name}.partial-*"):  # left by a job killed mid-write
+        stale.unlink(missing_ok=True)
     for candidate in (Path(path), previous_checkpoint(path)):
         if candidate.exists():
             state = _read_checkpoint(candidate, fingerprint)
@@ -453,8 +489,8 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
                 state["steps_since_eval"] += 1
                 bar.update(1)
                 if step in eval_at:
-                    stop = dist.any([terminated], device)[0]
                     record()
+                    stop = dist.any([terminated], device)[0]  # a SIGTERM during the evaluation counts now
                     checkpoint(always=stop)
                 elif stop:
                     checkpoint()

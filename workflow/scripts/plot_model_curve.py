@@ -11,13 +11,16 @@ import argparse
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import config_or_fail, log_to
-from algoprogress.curves import read_curves
+from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.curves import CurveError, read_curves
 from algoprogress.plots import model_curve_figure
 
 
 def run(curve_files, thresholds_csv, thresholds, out):
-    curves = read_curves(curve_files)
+    try:
+        curves = read_curves(curve_files)
+    except CurveError as error:
+        fail(str(error))
     crossings = pd.read_csv(thresholds_csv)
     model_curve_figure(curves, crossings.loc[crossings["model"].isin(curves["model"].unique())], thresholds, out)
 

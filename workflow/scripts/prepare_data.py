@@ -19,6 +19,8 @@ def run(dataset_cfg, train, val, manifest, workers):
         result = prepare_dataset(dataset_cfg, train, val, manifest, workers=workers)
     except DataError as error:
         fail(str(error))
+    except OSError as error:  # e.g. no space left: nothing partial is left behind (atomic writes)
+        fail(f"{error.filename or train}: {error.strerror or error}; nothing was written")
     print(f"wrote {result['train']['images']} training and {result['val']['images']} validation images",
           file=sys.stderr)
 

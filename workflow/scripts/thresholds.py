@@ -12,14 +12,17 @@ import sys
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import config_or_fail, log_to
-from algoprogress.curves import read_curves
+from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import atomic_path, write_csv
 from algoprogress.thresholds import compute_at_thresholds, per_model
 
 
 def run(curve_files, thresholds, csv_out, parquet_out, by_model_out):
-    table = compute_at_thresholds(read_curves(curve_files), thresholds)
+    try:
+        table = compute_at_thresholds(read_curves(curve_files), thresholds)
+    except CurveError as error:
+        fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
     summary = pd.concat(
         [per_model(group).assign(threshold_name=name) for name, group in table.groupby("threshold_name", sort=False)],
         ignore_index=True,

@@ -5,8 +5,9 @@ Snakemake rule `train`; also a CLI:
         --data-dir results/data --flops results/flops/resnet18.json --out curve.parquet
 
 The job claims its GPUs (training.gpus of them; one process per GPU under torchrun when more than
-one), checks the .beton files against the manifest's hashes, resumes from its checkpoint if one
-exists, and checkpoints on SIGTERM.
+one), checks the .beton files against the manifest's hashes (run by Snakemake, a damaged file is
+rewritten before training: the same images and split), resumes from its checkpoint if one exists,
+and checkpoints on SIGTERM.
 """
 
 import argparse
@@ -17,7 +18,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.config import flop_resolutions, model_table
-from algoprogress.data import DataError, verify_data_files
+from algoprogress.data import DataError, repair_data, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import per_image_costs
 from algoprogress.launch import TrainingFailed, run_training
@@ -25,9 +26,11 @@ from algoprogress.training import NonFiniteLossError, TrainingInterrupted, Train
 
 
 def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json, out, threads, checkpoint=None,
-        failed_curve=None, checkpoint_every=60.0, verify=True):
+        failed_curve=None, checkpoint_every=60.0, verify=True, dataset=None):
     try:
-        if verify:
+        if verify and dataset is not None:
+            repair_data(dataset, {"train": train_beton, "val": val_beton}, manifest, threads)
+        elif verify:
             verify_data_files(manifest, {"train": train_beton, "val": val_beton})
         multiply_adds, measured = per_image_costs(read_json(flops_json))
         missing = set(flop_resolutions(settings)) - set(multiply_adds)
@@ -43,6 +46,8 @@ def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json
         run_training(job, out, processes=settings["gpus"])
     except (DataError, NonFiniteLossError, TrainingInterrupted, TrainingFailed) as error:
         fail(str(error))
+    except OSError as error:  # e.g. no space left: the curve is written whole or not at all
+        fail(f"{error.filename or out}: {error.strerror or error}; no curve was written")
     print(f"{name} seed {seed}: wrote {out}", file=sys.stderr)
 
 
@@ -81,6 +86,7 @@ if __name__ == "__main__":
         run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, snakemake.params.training,
             snakemake.input.train, snakemake.input.val, snakemake.input.manifest, snakemake.input.flops,
             snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
-            snakemake.params.failed_curve_file, verify=snakemake.config["dataset"]["verify_hash"])
+            snakemake.params.failed_curve_file, verify=snakemake.config["dataset"]["verify_hash"],
+            dataset=snakemake.config["dataset"])
     else:
         main()

@@ -1,0 +1,298 @@
+"""The fault matrix of docs/reliability.md: killed and terminated jobs, a killed Snakemake, a second
+Snakemake, a full disk, corrupt files, a diverging model. Each test names its row."""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from algoprogress import curves
+from algoprogress.config import validate_config
+from algoprogress.flops import count_at_resolutions, per_image_costs
+from algoprogress.training import (
+    NonFiniteLossError,
+    TrainingInterrupted,
+    TrainingJob,
+    load_checkpoint,
+    previous_checkpoint,
+    train,
+)
+from tests.helpers import snakemake
+
+SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
+                                       {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
+SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
+        "val_loss", "train_loss", "lr"]
+
+
+@pytest.fixture(scope="module")
+def costs():
+    return per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
+
+
+def job(folder, costs, checkpoint=None, hooks=None, **overrides):
+    settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
+                "eval_batch_size": 50, **overrides}
+    return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", 0, str(folder / "train.beton"), str(folder / "val.beton"),
+                       10, settings, *costs, {}, threads=1, checkpoint_path=checkpoint, checkpoint_every_seconds=0,
+                       hooks=hooks or {})
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_betons, costs, tmp_path_factory):
+    folder, _ = mnist_betons
+    return curves.as_curve(train(job(folder, costs), tmp_path_factory.mktemp("reference") / "curve.parquet"))
+
+
+def signal_on_call(name, number):
+    """A hook that sends this process SIGTERM (a real signal) the ``number``-th time it is called."""
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) == number:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return {name: hook}
+
+
+def resume_and_compare(folder, costs, checkpoint, out, reference):
+    rows = train(job(folder, costs, checkpoint), out)
+    curve = curves.as_curve(rows)
+    assert curve["step"].is_unique
+    pd.testing.assert_frame_equal(curve[SAME], reference[SAME])
+    assert not checkpoint.exists() and not previous_checkpoint(checkpoint).exists()
+
+
+def test_sigterm_during_an_evaluation(mnist_betons, costs, reference, tmp_path):
+    """Row: SIGTERM during an evaluation -> the evaluation finishes, is checkpointed, the job exits; a rerun resumes."""
+    folder, _ = mnist_betons
+    checkpoint = tmp_path / "job.pt"
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 4; checkpointed to"):
+        train(job(folder, costs, checkpoint, signal_on_call("evaluating", 3)), tmp_path / "curve.parquet")
+    saved = load_checkpoint(checkpoint, job(folder, costs).fingerprint())
+    assert saved["step"] == 4 and [row["step"] for row in saved["rows"]] == [0, 2, 4]
+    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+
+
+def test_sigterm_during_a_checkpoint_write(mnist_betons, costs, reference, tmp_path):
+    """Row: SIGTERM while a checkpoint is being written -> the write completes whole, the previous is kept."""
+    folder, _ = mnist_betons
+    checkpoint = tmp_path / "job.pt"
+    with pytest.raises(TrainingInterrupted):
+        train(job(folder, costs, checkpoint, signal_on_call("checkpoint-written", 2)), tmp_path / "curve.parquet")
+    fingerprint = job(folder, costs).fingerprint()
+    newest = load_checkpoint(checkpoint, fingerprint)
+    assert newest is not None and newest["step"] == 3
+    assert torch_load(previous_checkpoint(checkpoint))["step"] == 2
+    assert not list(tmp_path.glob(".*partial*"))
+    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
+def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons, costs, reference, tmp_path, caplog,
+                                                                    damage):
+    """Row: a torn or corrupted checkpoint -> detected (content hash), reported by path, the previous one used."""
+    folder, _ = mnist_betons
+    checkpoint = tmp_path / "job.pt"
+    with pytest.raises(TrainingInterrupted):
+        train(job(folder, costs, checkpoint, signal_on_call("evaluating", 4)), tmp_path / "curve.parquet")
+    data = bytearray(checkpoint.read_bytes())
+    if damage == "truncated":
+        checkpoint.write_bytes(data[: len(data) // 2])
+    else:
+        data[len(data) // 2] ^= 0xFF  # inside tensor data: torch.load alone would not notice
+        checkpoint.write_bytes(bytes(data))
+    previous_step = torch_load(previous_checkpoint(checkpoint))["step"]
+    assert load_checkpoint(checkpoint, job(folder, costs).fingerprint())["step"] == previous_step
+    assert str(checkpoint) in caplog.text and ("unreadable" in caplog.text or "corrupt checkpoint" in caplog.text)
+    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+
+
+def test_checkpoint_with_code_in_it_is_not_executed(tmp_path, caplog):
+    """Security: checkpoints load with weights_only=True; a pickle that would run code is refused."""
+    import torch
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"fingerprint": {}, "rows": [Exploit()]}, tmp_path / "evil.pt")
+    assert load_checkpoint(tmp_path / "evil.pt", {}) is None
+    assert not marker.exists() and "unreadable checkpoint" in caplog.text
+
+
+def test_non_finite_loss_stops_with_model_step_lr_and_keeps_the_curve(mnist_betons, costs, tmp_path):
+    """Row: non-finite loss -> one line naming model, step and learning rate; the curve so far is kept."""
+    folder, _ = mnist_betons
+    diverging = job(folder, costs, lr=1e12, schedule="constant", momentum=0.0)
+    diverging.failed_curve_path = str(tmp_path / "failed" / "curve.parquet")
+    with pytest.raises(NonFiniteLossError, match=r"tiny-shuffle seed 0: non-finite loss \S+ at step \d+ \(lr 1e\+12\); "
+                                                 r"the curve so far is in .*failed/curve.parquet"):
+        train(diverging, tmp_path / "curve.parquet")
+    assert not (tmp_path / "curve.parquet").exists()
+    kept = curves.read_curve(tmp_path / "failed" / "curve.parquet")
+    assert kept["step"].iloc[0] == 0 and len(kept) >= 1
+    assert "non-finite loss" in curves.read_curve_metadata(tmp_path / "failed" / "curve.parquet")["stopped"]
+
+
+# --- a full disk -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs the test mounts (root, as in CI) and unmounts."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    assert done.returncode == 0, f"cannot mount a tmpfs (the test needs root): {done.stderr.strip()}"
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_no_space_while_writing_betons(repo, small_filesystem, tmp_path):
+    """Row: no space left while writing a .beton -> one-line error, no partial file."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"max_images_per_class": 40, "resolution": 64},
+                                      "models": [{"name": "resnet18", "published": "2015-12-10"},
+                                                 {"name": "alexnet", "published": "2012-06-01"}]}))
+    result = subprocess.run([sys.executable, str(repo / "workflow" / "scripts" / "prepare_data.py"), "--config",
+                             str(config), "--out-dir", str(small_filesystem / "data")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("No space left on device; nothing was written")
+    assert list((small_filesystem / "data").iterdir()) == []
+
+
+def test_no_space_while_writing_a_curve_keeps_the_old_one(small_filesystem, reference):
+    """Row: no space left while writing a curve -> an error, the curve already there untouched, no partial file."""
+    path = small_filesystem / "curve.parquet"
+    curves.write_curve(path, reference, {"note": "the good one"})
+    before = path.read_bytes()
+    ballast = small_filesystem / "ballast"
+    ballast.write_bytes(b"\0" * (2 * 1024 * 1024 - len(before) - 8192))
+    big = pd.concat([reference] * 2000, ignore_index=True)
+    with pytest.raises(OSError, match="No space left"):
+        curves.write_curve(path, big, {"note": "too big"})
+    assert path.read_bytes() == before and curves.read_curve(path)["step"].tolist() == reference["step"].tolist()
+    assert sorted(p.name for p in small_filesystem.iterdir()) == ["ballast", "curve.parquet"]
+
+
+# --- corrupt curves ----------------------------------------------------------------------------------------
+
+
+def test_corrupt_curve_is_detected_by_its_hash(reference, tmp_path):
+    """Row: corrupted or truncated Parquet curve -> detected (hash in the file's metadata), reported by path."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "curve.parquet"
+    curves.write_curve(path, reference, {})
+    table = pq.read_table(path)
+    altered = table.to_pandas()
+    altered.loc[3, "val_top1"] = 0.99  # a silently changed value, the old metadata kept
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pandas(altered, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   tmp_path / "altered.parquet")
+    with pytest.raises(curves.CurveError, match=r"altered.parquet: corrupt curve"):
+        curves.read_curve(tmp_path / "altered.parquet")
+    (tmp_path / "torn.parquet").write_bytes(path.read_bytes()[:300])
+    with pytest.raises(curves.CurveError, match=r"torn.parquet: unreadable curve"):
+        curves.read_curve(tmp_path / "torn.parquet")
+    assert curves.corrupt_curves([path, tmp_path / "altered.parquet", tmp_path / "missing.parquet"]) == [
+        f"{tmp_path / 'altered.parquet'}: corrupt curve (its rows differ from the hash saved with them)"]
+
+
+# --- the workflow ------------------------------------------------------------------------------------------
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_corrupt_beton_and_curve_are_regenerated_not_used(snakemake_bin, workflow_copy, finished_run, tmp_path):
+    """Rows: corrupt .beton -> the training job that reads it names it, moves it aside and rewrites the data
+    before training; corrupt curve -> moved aside when the run starts and retrained. Other curves are kept."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    results = workdir / "results"
+    kept = results / "curves" / "mobilenet_v2" / "seed0.parquet"
+    kept_digest = digest(kept)
+    damaged_curve = results / "curves" / "resnet18" / "seed0.parquet"
+    damaged_curve.write_bytes(damaged_curve.read_bytes()[:-100])  # torn
+    beton = results / "data" / "val.beton"
+    data = bytearray(beton.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    beton.write_bytes(bytes(data))
+
+    run = snakemake(snakemake_bin, workflow_copy, workdir)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "resnet18/seed0.parquet: unreadable curve" in output and "this run retrains it" in output
+    log = (workdir / "logs" / "train" / "resnet18" / "seed0.log").read_text()
+    assert "val.beton: corrupt or truncated (its SHA-256 differs from the manifest's)" in log
+    assert (results / "data" / "val.beton.corrupt").exists()
+    assert "wildcards: model=resnet18, seed=0" in output and "wildcards: model=mobilenet_v2, seed=0" not in output
+    assert "rule prepare_data" not in output  # the data were rewritten by the training job, not a rerun
+    assert digest(kept) == kept_digest
+    assert curves.read_curve(damaged_curve)["step"].iloc[0] == 0
+    from algoprogress.data import verify_data_files
+
+    verify_data_files(results / "data" / "manifest.json", {"train": results / "data" / "train.beton",
+                                                             "val": beton})
+
+
+@pytest.mark.slow
+def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, tmp_path):
+    """Rows: a second snakemake on the same directory is refused, nothing clobbered; Snakemake itself killed
+    (with its jobs: the machine lost) -> after --unlock the next run reruns only incomplete jobs."""
+    workdir = tmp_path / "run"
+    command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--configfile", str(workflow_copy / "tests" / "data" / "tiny.yaml")]
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    curve_dir = workdir / "results" / "curves"
+    deadline = time.monotonic() + 600
+    while not (workdir / ".snakemake" / "locks").is_dir() or not any((workdir / ".snakemake" / "locks").iterdir()):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run ended early"
+        time.sleep(0.2)
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+
+    while "(Rule: train)" not in log.read_text():  # Snakemake has recorded a finished training job
+        assert first.poll() is None and time.monotonic() < deadline, "the first run ended before a curve was written"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its running job, as when the machine is lost
+    first.wait(timeout=60)
+    finished = {path: digest(path) for path in curve_dir.glob("*/seed0.parquet")}
+    assert len(finished) == 1
+
+    locked = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    assert subprocess.run([*command, "--unlock"], capture_output=True, timeout=300).returncode == 0
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    done_model = next(iter(finished)).parent.name
+    assert f"wildcards: model={done_model}, seed=0" not in rerun.stdout + rerun.stderr
+    assert all(digest(path) == value for path, value in finished.items())
+    assert len(list(curve_dir.glob("*/seed0.parquet"))) == 2
