@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jpeg_folder import write_jpeg_folder  # noqa: E402
+from jpeg_folder import write_jpeg_folder
 
 
 def ffcv_loader(path: Path, side: int, batch_size: int, workers: int):

@@ -32,11 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jpeg_folder import write_jpeg_folder  # noqa: E402
+from jpeg_folder import write_jpeg_folder
 
-from algoprogress.config import validate_config  # noqa: E402
-from algoprogress.data import prepare_dataset  # noqa: E402
-from algoprogress.flops import count_multiply_adds  # noqa: E402
+from algoprogress.config import validate_config
+from algoprogress.data import prepare_dataset
+from algoprogress.flops import count_multiply_adds
 
 
 def beton(folder: Path, images: int, workers: int) -> Path:

@@ -248,7 +248,7 @@ def _split_summary(source: ImageSource, indices: np.ndarray, path: Path) -> dict
     counts = np.bincount(source.labels[indices], minlength=len(source.classes))
     return {
         "file": path.name,
-        "images": int(len(indices)),
+        "images": len(indices),
         "images_per_class": {name: int(n) for name, n in zip(source.classes, counts)},
         "sha256": sha256_of_file(path),
         "bytes": path.stat().st_size,

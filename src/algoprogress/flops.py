@@ -78,7 +78,7 @@ def measure_training_step_flops(arch: str, num_classes: int, resolution: int, kw
 
 def count_at_resolutions(arch: str, num_classes: int, resolutions, kwargs: dict | None = None) -> dict:
     """fvcore's count and the FlopCounterMode cross-check at each resolution (the count_flops output)."""
-    resolutions = sorted(set(int(r) for r in resolutions))
+    resolutions = sorted({int(r) for r in resolutions})
     by_resolution = {}
     for resolution in resolutions:
         counts = count_multiply_adds(arch, num_classes, resolution, kwargs)
