@@ -89,7 +89,7 @@ def set_aside_corrupt_curves():
         if dry_run():
             print(f"warning: {problem}; a real run retrains it", file=sys.stderr)
         else:
-            os.replace(path, path + ".corrupt")
+            os.replace(path, f"{path}.corrupt")
             print(
                 f"warning: {problem}; moved to {path}.corrupt, this run retrains it",
                 file=sys.stderr,

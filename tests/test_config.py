@@ -92,6 +92,7 @@ def test_missing_key_names_the_key():
     [
         ("training", "batch_size", "64", "training.batch_size: expected integer"),
         ("training", "batch_size", 0, "training.batch_size:"),
+        ("training", "batch_size", -5, "training.batch_size:"),
         ("dataset", "resolution", 32, "dataset.resolution:"),
     ],
 )
