@@ -14,7 +14,7 @@ import yaml
 
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
-from algoprogress.training import load_checkpoint
+from algoprogress.training import load_checkpoint, save_checkpoint
 
 MODEL = "shufflenet_v2_x0_5"
 SAME = ["step", "epoch", "images_seen", "train_flops", "val_top1", "val_top5", "val_loss", "train_loss", "lr"]
@@ -90,15 +90,13 @@ def load_fingerprint(path):
 
 
 def test_torn_or_foreign_checkpoints_are_not_resumed(tmp_path, caplog):
-    import torch
-
     torn = tmp_path / "torn.pt"
     torn.write_bytes(b"PK\x03\x04 half a checkpoint")
     assert load_checkpoint(torn, {"seed": 0}) is None
     assert "unreadable checkpoint" in caplog.text and str(torn) in caplog.text
 
     foreign = tmp_path / "foreign.pt"
-    torch.save({"fingerprint": {"seed": 1}, "step": np.int64(3).item()}, foreign)
+    save_checkpoint(foreign, {"fingerprint": {"seed": 1}, "step": np.int64(3).item()})
     assert load_checkpoint(foreign, {"seed": 0}) is None
     assert "checkpoint of other settings" in caplog.text
     assert load_checkpoint(foreign, {"seed": 1})["step"] == 3

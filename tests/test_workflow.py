@@ -216,3 +216,18 @@ def test_gpu_limit_defaults_to_the_machines_gpu_count(finished_run):
 
     logs = "".join(path.read_text() for path in (finished_run / ".snakemake" / "log").glob("*.snakemake.log"))
     assert f'gpu=Resource("gpu", {max(1, count_machine_gpus())})' in logs
+
+
+def test_a_multi_gpu_model_requests_its_gpus(repo, snakemake_bin, tmp_path):
+    """`training.gpus` of a model becomes its training job's `gpu` request (and threads = workers x gpus)."""
+    override = tmp_path / "gpus.yaml"
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    config["models"][1]["training"] = {"gpus": 2, "workers": 3}
+    override.write_text(yaml.safe_dump(config))
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", "--forcerun", "train", "-p", "--cores", "8",
+                       "--resources", "gpu=4",
+                       configfile=override)
+    blocks = {block.split("wildcards: model=")[1].split(",")[0]: block
+              for block in (result.stdout + result.stderr).split("\n\n") if "rule train:" in block}
+    assert "gpu=2" in blocks["mobilenet_v2"] and "threads: 6" in blocks["mobilenet_v2"]
+    assert "gpu=1" in blocks["resnet18"]
