@@ -221,6 +221,9 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     import signal
     import time
 
+    import ffcv.fields  # noqa: F401  (imported once here, inherited by the writer process)
+    import ffcv.writer  # noqa: F401
+
     context = multiprocessing.get_context("fork")
     with atomic_path(path) as temporary:
         errors = context.Queue()
