@@ -22,6 +22,8 @@ rule thresholds:
         "../envs/analysis.yaml"
     params:
         thresholds=config["thresholds"],
+        reference=config["analysis"]["reference_model"],
+        plan=sweep_plan(config),
     script:
         "../workflow/scripts/thresholds.py"
 
@@ -45,11 +47,43 @@ rule trend:
     conda:
         "../envs/analysis.yaml"
     params:
-        published=publication_dates(),
+        published=publication_dates(config),
         thresholds=config["thresholds"],
         analysis=config["analysis"],
+        plan=sweep_plan(config),
     script:
         "../workflow/scripts/trend.py"
+
+
+rule threshold_sweep:
+    input:
+        curves=curve_paths(),
+        thresholds=rules.thresholds.output.parquet,
+        code=ANALYSIS_CODE,
+    output:
+        csv=report(
+            "results/threshold_sweep.csv",
+            caption="../report/threshold_sweep.rst",
+            category="Trend",
+        ),
+        figure=report(
+            "results/figures/threshold_sweep.png",
+            caption="../report/threshold_sweep.rst",
+            category="Trend",
+        ),
+    log:
+        "logs/threshold_sweep.log",
+    benchmark:
+        "results/benchmarks/threshold_sweep.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        published=publication_dates(config),
+        threshold=headline_threshold(),
+        analysis=config["analysis"],
+        plan=sweep_plan(config),
+    script:
+        "../workflow/scripts/threshold_sweep.py"
 
 
 rule published_trend:
@@ -94,8 +128,9 @@ rule compare_with_published:
     conda:
         "../envs/analysis.yaml"
     params:
-        published=publication_dates(),
-        threshold=config["thresholds"][0],
+        published=publication_dates(config),
+        threshold=headline_threshold(),
+        dataset=config["dataset"]["name"],
     script:
         "../workflow/scripts/compare_with_published.py"
 
@@ -103,6 +138,7 @@ rule compare_with_published:
 rule plot_learning_curves:
     input:
         curves=curve_paths(),
+        thresholds=rules.thresholds.output.parquet,
         code=ANALYSIS_CODE,
     output:
         figure=report(
@@ -117,7 +153,7 @@ rule plot_learning_curves:
     conda:
         "../envs/analysis.yaml"
     params:
-        threshold=config["thresholds"][0],
+        threshold=headline_threshold(),
     script:
         "../workflow/scripts/plot_learning_curves.py"
 

@@ -8,8 +8,11 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from algoprogress.config import (
     ConfigError,
+    check_thresholds_for_classes,
     data_content,
     flop_resolutions,
+    publication_dates,
+    sweep_plan,
     validate_config,
 )
 from algoprogress.data import DataError, count_classes
@@ -18,6 +21,7 @@ from algoprogress.gpus import count_machine_gpus
 try:
     _validated = validate_config(config)
     NUM_CLASSES = count_classes(_validated["dataset"])
+    check_thresholds_for_classes(_validated["thresholds"], NUM_CLASSES)
     _published = _validated["analysis"]["published_table"]
     if _published and not os.path.isfile(os.path.join(workflow.basedir, _published)):
         raise ConfigError(
@@ -145,6 +149,8 @@ def get_final_output():
         "results/trend.csv",
         "results/figures/efficiency.png",
         "results/figures/learning_curves.png",
+        "results/threshold_sweep.csv",
+        "results/figures/threshold_sweep.png",
         *[f"results/figures/curves/{name}.png" for name in MODELS],
     ]
     if published_table():
@@ -181,5 +187,10 @@ def training_settings(wildcards):
     return MODELS[wildcards.model]["resolved_training"]
 
 
-def publication_dates():
-    return {name: model["published"] for name, model in MODELS.items()}
+def headline_threshold():
+    """The headline's threshold entry (analysis.headline.threshold, else the first)."""
+    chosen = config["analysis"]["headline"]["threshold"]
+    return next(
+        (t for t in config["thresholds"] if t["name"] == chosen),
+        config["thresholds"][0],
+    )

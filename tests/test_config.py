@@ -37,8 +37,11 @@ def test_bundled_config_is_valid_and_meaningful(repo):
 def test_defaults_are_filled_and_overrides_resolved():
     config = validate_config(minimal())
     assert config["dataset"]["resolution"] == 64
-    assert config["thresholds"] == [{"name": "reference-level", "metric": "val_top1", "value": 0.9,
-                                     "interpolation": "log-linear"}]
+    # by default the capability is the reference's own level, as "AlexNet-level" is meant
+    assert config["thresholds"] == [{"name": "reference-level", "metric": "val_top1", "value": "reference",
+                                     "margin": 0.0, "interpolation": "log-linear"}]
+    assert config["analysis"]["headline"] == {"threshold": None, "set": "frontier", "window": "full"}
+    assert config["analysis"]["bootstrap"] == {"draws": 1000, "seed": 0}
     assert config["analysis"]["robust_errors"] is False
     assert config["analysis"]["reference_model"] == "alexnet"
     by_name = {m["name"]: m for m in config["models"]}
@@ -182,3 +185,42 @@ def test_key_order_does_not_matter():
     forward = minimal(training={"lr": 0.1, "epochs": 2}, dataset={"resolution": 64, "val_fraction": 0.5})
     backward = minimal(dataset={"val_fraction": 0.5, "resolution": 64}, training={"epochs": 2, "lr": 0.1})
     assert repr(validate_config(forward)) == repr(validate_config(backward))
+
+
+@pytest.mark.parametrize("classes, ok", [(4, False), (5, False), (6, True)])
+def test_top5_thresholds_need_more_than_five_classes(classes, ok):
+    from algoprogress.config import check_thresholds_for_classes
+
+    config = validate_config(minimal(thresholds=[{"name": "t1", "metric": "val_top1", "value": 0.5},
+                                                 {"name": "t5", "metric": "val_top5", "value": 0.9}]))
+    if ok:
+        check_thresholds_for_classes(config["thresholds"], classes)
+        return
+    with pytest.raises(ConfigError) as caught:
+        check_thresholds_for_classes(config["thresholds"], classes)
+    assert str(caught.value).startswith("thresholds[1].metric: val_top5 with") and "\n" not in str(caught.value)
+
+
+def test_threshold_value_may_be_the_reference_level():
+    config = validate_config(minimal(thresholds=[{"name": "own", "value": "reference", "margin": 0.01}]))
+    assert config["thresholds"][0]["value"] == "reference" and config["thresholds"][0]["margin"] == 0.01
+    assert error_of(minimal(thresholds=[{"name": "own", "value": "refrence"}])).startswith("thresholds[0].value:")
+
+
+@pytest.mark.parametrize("analysis, expected", [
+    ({"headline": {"threshold": "nope"}}, "analysis.headline.threshold: no threshold named 'nope'"),
+    ({"headline": {"window": "paper"}}, "analysis.headline.window: no window named 'paper'"),
+    ({"headline": {"set": "best"}}, "analysis.headline.set:"),
+    ({"windows": [{"name": "full"}]}, "analysis.windows[0].name: duplicate window name 'full'"),
+    ({"windows": [{"name": "w", "start": "resnet50"}]}, "analysis.windows[0].start: 'resnet50' is neither"),
+    ({"windows": [{"name": "w", "start": "resnet18", "end": "alexnet"}]}, "analysis.windows[0]: start resnet18 is after"),
+    ({"bootstrap": {"draws": -1}}, "analysis.bootstrap.draws:"),
+])
+def test_headline_and_windows_are_checked(analysis, expected):
+    assert error_of(minimal(analysis=analysis)).startswith(expected)
+
+
+def test_a_window_by_model_names_and_dates_is_accepted():
+    config = validate_config(minimal(analysis={"windows": [{"name": "paper", "start": "alexnet", "end": "2019-12-31"}],
+                                               "headline": {"window": "paper", "set": "all"}}))
+    assert config["analysis"]["headline"]["window"] == "paper"

@@ -65,7 +65,13 @@ def test_config_has_every_architecture_of_the_paper_and_later_ones():
     assert all(m["date_source"] for m in IMAGENET["models"])
     dates = [m["published"] for m in IMAGENET["models"]]
     assert dates == sorted(dates)
-    assert [(t["metric"], t["value"]) for t in IMAGENET["thresholds"]] == [("val_top5", 0.791), ("val_top5", 0.929)]
+    assert [(t["metric"], t["value"]) for t in IMAGENET["thresholds"]] == [
+        ("val_top5", 0.791), ("val_top5", "reference"), ("val_top5", 0.929)]
+    # the paper-comparable headline: AlexNet's own level, frontier, AlexNet -> EfficientNet-b0
+    assert IMAGENET["analysis"]["headline"] == {"threshold": "AlexNet-own-level", "set": "frontier",
+                                                "window": "paper-2012-2019"}
+    assert IMAGENET["analysis"]["windows"] == [{"name": "paper-2012-2019", "start": "alexnet",
+                                                "end": "efficientnet_b0"}]
 
 
 def resolved(tmp_path):

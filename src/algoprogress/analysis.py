@@ -1,81 +1,254 @@
 """From compute-at-threshold tables to the published results: per-model points, fits, JSON and CSV.
 
-Used for measured curves (``thresholds.py`` output) and for published tables alike, so both are
-analysed by the same code. For each threshold, two sets are fitted: ``all`` models that reached it,
-and the efficiency ``frontier``.
+One core (``analyse``) serves measured curves (``analyse_measured``, from the thresholds stage's
+table) and published tables (``analyse_published``) alike. For each threshold and each window of
+publication dates (the whole span, ``full``, and any configured in ``analysis.windows``) two sets
+are fitted: the efficiency ``frontier`` and ``all`` models whose compute at threshold is resolved.
+
+**The headline** (``headline_choice``, the one place that defines it) is one threshold, one set and
+one window, from ``analysis.headline`` (default: the first threshold, the frontier, the whole span).
+``trend.json``'s top level, the figure, the report and the README all show this fit; every other
+threshold, set and window is under ``thresholds``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from algoprogress.flops import PETAFLOP_S_DAY, to_petaflop_s_days
-from algoprogress.thresholds import per_model
-from algoprogress.trend import efficiency_factors, fit_trend, frontier_mask
+from algoprogress.thresholds import per_model, seed_values
+from algoprogress.trend import bootstrap_doubling_time, decimal_year, efficiency_factors, fit_trend, frontier_flags
 
-SETS = ("all", "frontier")
+SETS = ("frontier", "all")
+FULL_WINDOW = "full"
+DEFAULT_BOOTSTRAP = {"draws": 1000, "seed": 0}
+
 TREND_CSV_COLUMNS = [
-    "threshold", "set", "n", "doubling_time_months", "doubling_time_months_low", "doubling_time_months_high",
-    "doubling_time_unbounded", "slope_log2_per_year", "r_squared", "standard_errors", "reference_model",
-    "newest_model", "efficiency_factor_newest_over_reference", "moore_factor_same_span", "years_reference_to_newest",
+    "threshold", "window", "set", "headline", "window_start", "window_end", "n", "doubling_time_months",
+    "doubling_time_months_low", "doubling_time_months_high", "doubling_time_unbounded",
+    "bootstrap_doubling_time_months_low", "bootstrap_doubling_time_months_high", "bootstrap_unbounded",
+    "bootstrap_usable_draws", "bootstrap_levels", "slope_log2_per_year", "r_squared", "standard_errors",
+    "reference_model", "best_model", "efficiency_factor", "moore_factor_same_span", "years_reference_to_best",
+    "notes",
 ]
 
+EXCLUDED_NOT_REACHED = "not reached (median over seeds, a seed not reached counting as infinite compute)"
+EXCLUDED_FIRST_EVALUATION = "threshold met at the first evaluation: too low to measure this model"
 
-def points_from_thresholds(thresholds: pd.DataFrame, published: dict[str, str]) -> pd.DataFrame:
-    """One point per model for one threshold: median compute over the seeds that reached it."""
-    models = per_model(thresholds)
+
+def headline_choice(analysis_cfg: dict, threshold_names: list[str]) -> dict:
+    """The headline's threshold, set and window (defaults: first threshold, frontier, whole span)."""
+    chosen = dict(analysis_cfg.get("headline") or {})
+    return {"threshold": chosen.get("threshold") or threshold_names[0], "set": chosen.get("set") or "frontier",
+            "window": chosen.get("window") or FULL_WINDOW}
+
+
+def window_bounds(window: dict, published: dict[str, str]) -> tuple[str | None, str | None]:
+    """(start, end) dates of a window whose ends are dates, model names or null (open)."""
+    def bound(value):
+        if value is None:
+            return None
+        return published.get(value, value)
+    return bound(window.get("start")), bound(window.get("end"))
+
+
+def windows_of(analysis_cfg: dict, published: dict[str, str]) -> dict[str, tuple]:
+    windows = {FULL_WINDOW: (None, None)}
+    for window in analysis_cfg.get("windows") or []:
+        windows[window["name"]] = window_bounds(window, published)
+    return windows
+
+
+def model_points(models: pd.DataFrame, published: dict[str, str]) -> pd.DataFrame:
+    """One point per model from its per-model row: ``compute`` is set where it is resolved (reached,
+    and not met at the first evaluation); ``excluded`` says why not otherwise."""
+    first = models["crossed_at_first_evaluation"].astype(bool)
+    reached = models["reached"].astype(bool)
     points = models.assign(
         published=models["model"].map(published),
-        compute=models["train_flops_median"].where(models["reached"]),
+        compute=models["train_flops_median"].where(reached & ~first),
         lower_bound=models["train_flops_lower_bound"],
+        excluded=np.where(~reached, EXCLUDED_NOT_REACHED, np.where(first, EXCLUDED_FIRST_EVALUATION, "")),
     )
-    points["on_frontier"] = frontier_mask(points)
-    return points
+    return points.reset_index(drop=True)
 
 
-def fit_sets(points: pd.DataFrame, reference: str, level: float, robust: bool) -> dict:
-    frontier = points.loc[points["on_frontier"]]
-    return {"all": fit_trend(points, reference, level, robust), "frontier": fit_trend(frontier, reference, level, robust)}
+def _reference_point(points: pd.DataFrame, reference: str) -> dict:
+    rows = points.loc[points["model"] == reference]
+    if rows.empty:
+        return {"model": reference, "published": None, "compute": None}
+    row = rows.iloc[0]
+    return {"model": reference, "published": row["published"], "compute": row["compute"]}
 
 
-def _per_model_records(points: pd.DataFrame, reference: str) -> list[dict]:
+def _in_window(points: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+    dates = pd.to_datetime(points["published"])
+    keep = pd.Series(True, index=points.index)
+    if start is not None:
+        keep &= dates >= pd.Timestamp(start)
+    if end is not None:
+        keep &= dates <= pd.Timestamp(end)
+    return points.loc[keep]
+
+
+def _resolved(points: pd.DataFrame) -> pd.DataFrame:
+    compute = pd.to_numeric(points["compute"], errors="coerce")
+    return points.loc[np.isfinite(compute.to_numpy(dtype=float)) & (compute.to_numpy(dtype=float) > 0)]
+
+
+def _frontier_of(points: pd.DataFrame) -> pd.Series:
+    years = np.array([decimal_year(d) for d in points["published"]], dtype=float)
+    return pd.Series(frontier_flags(years, pd.to_numeric(points["compute"]).to_numpy(dtype=float)),
+                     index=points.index)
+
+
+def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict) -> dict:
+    """Both sets' fits (with bootstrap) over the models published in [start, end]."""
+    level, robust = cfg["confidence_level"], cfg["robust_errors"]
+    bootstrap = {**DEFAULT_BOOTSTRAP, **(cfg.get("bootstrap") or {})}
+    inside = _in_window(points, start, end)
+    resolved = _resolved(inside)
+    frontier = resolved.loc[_frontier_of(resolved)] if len(resolved) else resolved
+    # the bootstrap resamples every model of the window whose compute is not excluded for a flag
+    # (not-reached models stay in: a resampled seed set may reach)
+    candidates = inside.loc[inside["excluded"] != EXCLUDED_FIRST_EVALUATION]
+    years = np.array([decimal_year(d) for d in candidates["published"]], dtype=float)
+    samples = [seeds.get(model, np.array([np.inf])) for model in candidates["model"]]
+    fits = {}
+    for name, chosen in (("frontier", frontier), ("all", resolved)):
+        fit = fit_trend(chosen, reference, level, robust)
+        fit["bootstrap"] = bootstrap_doubling_time(years, samples, name == "frontier", bootstrap["draws"],
+                                                   bootstrap["seed"], level)
+        fit.update(window_start=start, window_end=end)
+        if len(inside) < 2:
+            fit["notes"].append(f"the window holds {len(inside)} model(s): nothing to fit")
+        fits[name] = fit
+    return fits
+
+
+def _per_model_records(points: pd.DataFrame, reference: str, frontier: pd.Series) -> list[dict]:
     factors = efficiency_factors(points, reference)
+    keys = ("model", "published", "reached", "excluded", "seeds", "seeds_reached", "train_flops_median",
+            "train_flops_min", "train_flops_max", "train_flops_lower_bound", "crossed_at_first_evaluation",
+            "winning_trials", "winner_at_grid_edge", "grid_edges", "trials", "trials_diverged", "search_flops",
+            "train_flops_with_search_median", "epoch_median", "images_seen_median", "wall_seconds_median")
     records = []
-    for row in points.to_dict("records"):
-        record = {key: row.get(key) for key in (
-            "model", "published", "reached", "on_frontier", "seeds", "seeds_reached", "train_flops_median",
-            "train_flops_min", "train_flops_max", "train_flops_lower_bound", "epoch_median",
-            "images_seen_median", "wall_seconds_median") if key in row}
-        record["train_pfs_days_median"] = to_petaflop_s_days(row["compute"])  # NaN (not reached) -> null
+    for index, row in points.iterrows():
+        record = {key: row[key] for key in keys if key in row}
+        record["on_frontier"] = bool(frontier.get(index, False))
+        record["train_pfs_days_median"] = to_petaflop_s_days(row["compute"])  # NaN (not resolved) -> null
         record["efficiency_factor_over_reference"] = factors.get(row["model"])
         records.append(record)
     return records
 
 
-def analyse_measured(thresholds: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict],
-                     analysis_cfg: dict) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
-    """(trend JSON, trend CSV rows, points per threshold) for the measured curves."""
-    reference, level, robust = (analysis_cfg["reference_model"], analysis_cfg["confidence_level"],
-                                analysis_cfg["robust_errors"])
-    by_threshold, rows, points_by = {}, [], {}
-    for threshold in thresholds_cfg:
-        name = threshold["name"]
-        points = points_from_thresholds(thresholds.loc[thresholds["threshold_name"] == name], published)
-        fits = fit_sets(points, reference, level, robust)
-        points_by[name] = points
-        by_threshold[name] = {"definition": threshold, "fits": fits, "per_model": _per_model_records(points, reference)}
-        rows += [{"threshold": name, "set": s, **fits[s]} for s in SETS]
-    headline_name = thresholds_cfg[0]["name"]
-    headline = by_threshold[headline_name]["fits"]["all"]
+def search_summary(points: pd.DataFrame) -> dict:
+    """The price of the search per model, and a warning when models got unequal numbers of trials."""
+    if "trials" not in points.columns:
+        return {}
+    counts = dict(zip(points["model"], points["trials"].astype(int)))
+    summary = {"trials_per_model": counts,
+               "search_flops_total": float(points["search_flops"].sum()),
+               "search_pfs_days_total": to_petaflop_s_days(float(points["search_flops"].sum()))}
+    if len(set(counts.values())) > 1:
+        summary["warning"] = ("models got unequal numbers of trials (" +
+                              ", ".join(f"{m} {c}" for m, c in counts.items()) +
+                              "): a model searched more widely is favoured by the envelope")
+    return summary
+
+
+def analyse(points_by: dict[str, pd.DataFrame], seeds_by: dict[str, dict[str, np.ndarray]],
+            definitions: dict[str, dict], references: dict[str, str], cfg: dict,
+            published: dict[str, str]) -> tuple[dict, pd.DataFrame]:
+    """The core: every threshold x window x set fitted, the headline chosen, JSON and CSV rows."""
+    headline = headline_choice(cfg, list(points_by))
+    windows = windows_of(cfg, published)
+    by_threshold, rows, notes = {}, [], []
+    for name, points in points_by.items():
+        reference = _reference_point(points, references[name])
+        fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg)
+                for window, (start, end) in windows.items()}
+        resolved = _resolved(points)
+        frontier = _frontier_of(resolved).reindex(points.index, fill_value=False) if len(resolved) else \
+            pd.Series(False, index=points.index)
+        points["on_frontier"] = frontier
+        by_threshold[name] = {"definition": definitions.get(name, {}), "reference_model": references[name],
+                              "fits": fits, "per_model": _per_model_records(points, references[name], frontier),
+                              "search": search_summary(points)}
+        notes += _threshold_notes(name, points, references[name], by_threshold[name]["search"])
+        for window, sets in fits.items():
+            for set_name, fit in sets.items():
+                rows.append(_csv_row(name, window, set_name, fit, headline))
+    chosen = by_threshold[headline["threshold"]]["fits"][headline["window"]][headline["set"]]
+    start, end = windows[headline["window"]]
     result = {
-        "headline": {"threshold": headline_name, "set": "all",
-                     "about": "top-level numbers are this threshold's fit over all models; see `thresholds`"},
-        **{k: v for k, v in headline.items() if k != "models"},
+        "headline": {**headline, "window_start": start, "window_end": end, "about": (
+            "top-level numbers are this threshold's fit over this set of models in this window of publication "
+            "dates; every threshold, window and set is under `thresholds`")},
+        **{k: v for k, v in chosen.items() if k != "models"},
+        "models": chosen.get("models", []),
+        "notes": notes + [f"headline: {note}" for note in chosen["notes"]],
         "thresholds": by_threshold,
     }
-    return finite_or_null(result), trend_table(rows), points_by
+    return finite_or_null(result), trend_table(rows)
+
+
+def _threshold_notes(name: str, points: pd.DataFrame, reference: str, search: dict) -> list[str]:
+    notes = []
+    for row in points.itertuples():
+        if row.excluded == EXCLUDED_FIRST_EVALUATION:
+            notes.append(f"{name}: {row.model} met the threshold at its first evaluation: the threshold is too low "
+                         "for it; not fitted")
+        if getattr(row, "winner_at_grid_edge", False):
+            notes.append(f"{name}: {row.model}'s winning trial is at the edge of its grid ({row.grid_edges}): "
+                         "the optimum may lie outside the grid")
+        if getattr(row, "trials_diverged", 0):
+            notes.append(f"{name}: {row.model}: {row.trials_diverged} trial curve(s) diverged (counted as not reached)")
+    ref = points.loc[points["model"] == reference]
+    if len(ref) and ref["excluded"].iloc[0]:
+        notes.append(f"{name}: the reference {reference} is {ref['excluded'].iloc[0]}: no efficiency factors")
+    if not points["reached"].any():
+        notes.append(f"{name}: no model reaches this threshold: nothing to fit")
+    if search.get("warning"):
+        notes.append(f"{name}: {search['warning']}")
+    return notes
+
+
+def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: dict) -> dict:
+    boot = fit.get("bootstrap", {})
+    return {**fit, "threshold": threshold, "window": window, "set": set_name,
+            "headline": (threshold, window, set_name) == (headline["threshold"], headline["window"], headline["set"]),
+            "bootstrap_doubling_time_months_low": boot.get("doubling_time_months_low"),
+            "bootstrap_doubling_time_months_high": boot.get("doubling_time_months_high"),
+            "bootstrap_unbounded": boot.get("doubling_time_unbounded"),
+            "bootstrap_usable_draws": boot.get("usable_draws"),
+            "bootstrap_levels": " + ".join(boot.get("levels", [])),
+            "notes": "; ".join(fit.get("notes", []) + boot.get("notes", []))}
+
+
+def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict],
+                     analysis_cfg: dict, plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(trend JSON, trend CSV rows, points per threshold) for the measured curves' thresholds table."""
+    models = per_model(table, plan)
+    seeds = seed_values(table)
+    points_by, seeds_by, definitions = {}, {}, {}
+    for threshold in thresholds_cfg:
+        name = threshold["name"]
+        rows = models.loc[models["threshold_name"] == name]
+        points_by[name] = model_points(rows, published)
+        seeds_by[name] = {model: seeds[(name, model)] for model in rows["model"]}
+        definitions[name] = {**threshold, "resolved_value": _resolved_value(table, threshold)}
+    references = {name: analysis_cfg["reference_model"] for name in points_by}
+    result, csv = analyse(points_by, seeds_by, definitions, references, analysis_cfg, published)
+    return result, csv, points_by
+
+
+def _resolved_value(table: pd.DataFrame, threshold: dict):
+    values = table.loc[table["threshold_name"] == threshold["name"], "threshold"]
+    return float(values.iloc[0]) if len(values) else threshold.get("resolved_value", threshold["value"])
 
 
 def read_published_table(path) -> pd.DataFrame:
@@ -89,23 +262,31 @@ def read_published_table(path) -> pd.DataFrame:
     return table
 
 
-def analyse_published(table: pd.DataFrame, level: float, robust: bool) -> tuple[dict, pd.DataFrame, dict]:
-    """The same analysis on a published table alone; each threshold's earliest model is its reference."""
-    by_threshold, rows, points_by = {}, [], {}
+def published_points(group: pd.DataFrame) -> pd.DataFrame:
+    """A published table's rows of one threshold as model points (one seed each, all reached)."""
+    compute = group["compute_pfs_days"].to_numpy(dtype=float) * PETAFLOP_S_DAY
+    return pd.DataFrame({
+        "model": group["model"].astype(str).to_numpy(), "published": group["published"].to_numpy(),
+        "reached": True, "crossed_at_first_evaluation": False, "seeds": 1, "seeds_reached": 1,
+        "train_flops_median": compute, "train_flops_lower_bound": math.nan, "compute": compute,
+        "lower_bound": math.nan, "excluded": "",
+    })
+
+
+def analyse_published(table: pd.DataFrame, analysis_cfg: dict) -> tuple[dict, pd.DataFrame, dict]:
+    """The same analysis on a published table alone; each threshold's earliest model is its reference,
+    its first threshold the headline (frontier, whole span)."""
+    points_by, seeds_by, references, definitions, dates = {}, {}, {}, {}, {}
     for name, group in table.groupby("threshold", sort=False):
-        points = pd.DataFrame({
-            "model": group["model"].to_numpy(), "published": group["published"].to_numpy(),
-            "compute": group["compute_pfs_days"].to_numpy() * PETAFLOP_S_DAY, "lower_bound": math.nan,
-            "reached": True,
-        })
-        points["on_frontier"] = frontier_mask(points)
-        reference = points.sort_values("published", kind="stable")["model"].iloc[0]
-        fits = fit_sets(points, reference, level, robust)
+        points = published_points(group)
         points_by[name] = points
-        by_threshold[name] = {"fits": fits, "per_model": _per_model_records(points, reference),
-                              "source": sorted(set(group.get("source", pd.Series(dtype=str)).dropna()))}
-        rows += [{"threshold": name, "set": s, **fits[s]} for s in SETS]
-    return finite_or_null({"thresholds": by_threshold}), trend_table(rows), points_by
+        seeds_by[name] = {row.model: np.array([row.compute]) for row in points.itertuples()}
+        references[name] = points.sort_values("published", kind="stable")["model"].iloc[0]
+        definitions[name] = {"source": sorted(set(group.get("source", pd.Series(dtype=str)).dropna()))}
+        dates.update(zip(points["model"], points["published"]))
+    cfg = {**analysis_cfg, "headline": None, "windows": []}
+    result, csv = analyse(points_by, seeds_by, definitions, references, cfg, dates)
+    return result, csv, points_by
 
 
 def trend_table(rows: list[dict]) -> pd.DataFrame:
@@ -125,12 +306,58 @@ def finite_or_null(value):
     return value
 
 
-def comparison_points(table: pd.DataFrame, measured: pd.DataFrame, published_dates: dict[str, str],
-                      threshold_name: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(measured points of one threshold, the published table's first threshold as points, its name)."""
+def comparison_points(table: pd.DataFrame, measured_points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(measured points, the published table's first threshold as points, its name)."""
     name = table["threshold"].iloc[0]
-    rows = table.loc[table["threshold"] == name]
-    published = pd.DataFrame({"model": rows["model"].to_numpy(), "published": rows["published"].to_numpy(),
-                              "compute": rows["compute_pfs_days"].to_numpy() * PETAFLOP_S_DAY})
-    points = points_from_thresholds(measured.loc[measured["threshold_name"] == threshold_name], published_dates)
-    return points, published, name
+    return measured_points, published_points(table.loc[table["threshold"] == name]), name
+
+
+def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, str], cfg: dict,
+                    plan: dict | None = None) -> pd.DataFrame:
+    """Doubling time (headline set and window, OLS interval) as a function of the threshold value.
+
+    The grid spans the headline metric's range where the trend can be measured: from just above every
+    model's first evaluation (below that the threshold is met by untrained models) up to the level
+    that at least ``min_models`` models of the window reach (the median over seeds of each seed's best
+    evaluation). Returns one row per grid value (empty when that range is empty).
+    """
+    from algoprogress.thresholds import compute_at_threshold, with_trial_columns
+
+    sweep_cfg = {"points": 20, "min_models": 3, **(cfg.get("threshold_sweep") or {})}
+    headline = headline_choice(cfg, [threshold["name"]])
+    start, end = windows_of(cfg, published)[headline["window"]]
+    metric = threshold["metric"]
+    curves = with_trial_columns(curves)
+    dates = pd.to_datetime(curves["model"].map(published))
+    keep = pd.Series(True, index=curves.index)
+    if start is not None:
+        keep &= dates >= pd.Timestamp(start)
+    if end is not None:
+        keep &= dates <= pd.Timestamp(end)
+    inside = curves.loc[keep]
+    valid = inside.loc[inside[metric].notna()].sort_values(["model", "trial", "seed", "step"], kind="stable")
+    columns = ["threshold", "metric", "set", "window", "n", "models_reached", "doubling_time_months",
+               "doubling_time_months_low", "doubling_time_months_high", "doubling_time_unbounded", "r_squared",
+               "best_model", "efficiency_factor", "confidence_level"]
+    if valid.empty:
+        return pd.DataFrame(columns=columns)
+    first_level = valid.groupby(["model", "trial", "seed"])[metric].first().max()
+    levels = valid.groupby(["model", "trial", "seed"])[metric].max().groupby(["model", "seed"]).max().groupby(
+        "model").median().sort_values(ascending=False)
+    if len(levels) < sweep_cfg["min_models"]:
+        return pd.DataFrame(columns=columns)
+    high = float(levels.iloc[sweep_cfg["min_models"] - 1])
+    low = float(first_level) + 1e-6
+    if not low < high:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for value in np.linspace(low, high, sweep_cfg["points"]):
+        table = compute_at_threshold(inside, metric, value, threshold.get("interpolation", "log-linear"), "sweep")
+        points = model_points(per_model(table, plan), published)
+        reference = _reference_point(points, cfg["reference_model"])
+        resolved = _resolved(points)
+        chosen = resolved.loc[_frontier_of(resolved)] if headline["set"] == "frontier" and len(resolved) else resolved
+        fit = fit_trend(chosen, reference, cfg["confidence_level"], cfg["robust_errors"])
+        rows.append({**fit, "threshold": float(value), "metric": metric, "set": headline["set"],
+                     "window": headline["window"], "models_reached": int(points["reached"].sum())})
+    return pd.DataFrame(rows).reindex(columns=columns)

@@ -169,6 +169,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
     elif reference not in seen:
         raise ConfigError(f"analysis.reference_model: {reference!r} is not the name of a model")
 
+    _check_analysis(config, today)
     dataset = config["dataset"]
     if dataset["source"] == "imagefolder":
         if not dataset["train_path"]:
@@ -177,6 +178,51 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
             if dataset[key] and not Path(dataset[key]).is_dir():
                 raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
     return _canonical(config)
+
+
+def _check_analysis(config: dict, today: dt.date | None) -> None:
+    """The headline names a threshold and a window that exist; windows' ends are dates or model names."""
+    analysis = config["analysis"]
+    thresholds = [t["name"] for t in config["thresholds"]]
+    models = {m["name"]: m["published"] for m in config["models"]}
+    windows = ["full"]
+    for index, window in enumerate(analysis["windows"]):
+        key = f"analysis.windows[{index}]"
+        if window["name"] in windows:
+            raise ConfigError(f"{key}.name: duplicate window name {window['name']!r} ('full' is the whole span)")
+        windows.append(window["name"])
+        ends = []
+        for end in ("start", "end"):
+            value = window.get(end)
+            if value is None:
+                continue
+            if value in models:
+                ends.append(models[value])
+            else:
+                try:
+                    parse_date(value, f"{key}.{end}", today)
+                except ConfigError:
+                    raise ConfigError(f"{key}.{end}: {value!r} is neither a model name nor a date (YYYY-MM-DD)") \
+                        from None
+                ends.append(value)
+        if len(ends) == 2 and ends[0] > ends[1]:
+            raise ConfigError(f"{key}: start {window['start']} is after end {window['end']}")
+    headline = analysis["headline"]
+    if headline["threshold"] is not None and headline["threshold"] not in thresholds:
+        raise ConfigError(f"analysis.headline.threshold: no threshold named {headline['threshold']!r} "
+                          f"(thresholds: {', '.join(thresholds)})")
+    if headline["window"] not in windows:
+        raise ConfigError(f"analysis.headline.window: no window named {headline['window']!r} "
+                          f"(windows: {', '.join(windows)})")
+
+
+def check_thresholds_for_classes(thresholds: list[dict], num_classes: int) -> None:
+    """A top-k threshold needs more than k classes: with k or fewer every model, trained or not, is at 100%."""
+    for index, threshold in enumerate(thresholds):
+        k = {"val_top1": 1, "val_top5": 5}[threshold["metric"]]
+        if num_classes <= k:
+            raise ConfigError(f"thresholds[{index}].metric: {threshold['metric']} with {num_classes} classes is "
+                              "always 1.0 (met by an untrained model); use val_top1 or a data set with more classes")
 
 
 def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
@@ -261,6 +307,17 @@ def load_config(path: str | Path) -> dict:
         where = f" line {line + 1}" if line is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
     return validate_config(raw or {})
+
+
+def sweep_plan(config: dict) -> dict[str, dict]:
+    """Per model: its sweep grid ({key: [values]}) and each trial's grid values ({trial: {key: value}})."""
+    return {model["name"]: {"grid": model.get("sweep", {}),
+                            "trials": {trial["name"]: trial["values"] for trial in model.get("trials", [])}}
+            for model in config["models"]}
+
+
+def publication_dates(config: dict) -> dict[str, str]:
+    return {model["name"]: model["published"] for model in config["models"]}
 
 
 def model_table(config: dict) -> dict[str, dict]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from algoprogress.fileio import atomic_path
+from algoprogress.thresholds import DEFAULT_TRIAL, with_trial_columns
 from algoprogress.trend import confidence_band, decimal_year
 
 FRONTIER_COLOUR, OTHER_COLOUR, FIT_COLOUR = "tab:blue", "0.6", "tab:red"
@@ -31,46 +32,65 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def _interval_text(fit: dict) -> str:
+def _interval_text(fit: dict, prefix: str = "") -> str:
     low, high = fit.get("doubling_time_months_low"), fit.get("doubling_time_months_high")
     if low is None and high is None:
-        return "no interval"
-    return f"{fit['confidence_level']:.0%} CI {low:.1f}-{high:.1f}" if high else f"{fit['confidence_level']:.0%} CI >= {low:.1f}, unbounded"
+        return f"{prefix}no interval"
+    level = f"{fit['confidence_level']:.0%}"
+    return f"{prefix}{level} {low:.1f}-{high:.1f}" if high else f"{prefix}{level} >= {low:.1f}, unbounded"
+
+
+def fit_label(fit: dict, set_name: str, window: str) -> str:
+    """The legend of a fitted line: doubling time, OLS and bootstrap intervals, R^2, n."""
+    span = "" if window == "full" else f", window {window}"
+    label = (f"fit on {set_name}{span}: doubling every {fit['doubling_time_months']:.1f} months "
+             f"({_interval_text(fit, 'OLS ')}")
+    boot = fit.get("bootstrap") or {}
+    if boot.get("usable_draws"):
+        label += f"; {_interval_text({**boot, 'confidence_level': fit['confidence_level']}, 'bootstrap ')}"
+    return label + f"), R$^2$={fit['r_squared']:.2f}, n={fit['n']}"
 
 
 def efficiency_panel(ax, points: pd.DataFrame, fits: dict, title: str, level: float, robust: bool,
-                     fitted_set: str = "frontier") -> None:
-    """One panel of the paper's figure: frontier points highlighted, others grey, fit with band."""
+                     headline: dict) -> None:
+    """One panel of the paper's figure: frontier points highlighted, others grey, lower bounds as open
+    triangles, and the headline's set and window fitted with its confidence band."""
+    set_name, window = headline["set"], headline["window"]
+    fit = fits[window][set_name]
     years = points["published"].map(decimal_year)
-    reached = points["compute"].notna()
-    frontier = points["on_frontier"].astype(bool) & reached
-    ax.scatter(years[frontier], points.loc[frontier, "compute"], color=FRONTIER_COLOUR, zorder=3,
-               label="efficiency frontier")
-    others = reached & ~frontier
+    compute = pd.to_numeric(points["compute"], errors="coerce")
+    resolved = compute.notna() & (compute > 0)
+    frontier = points["on_frontier"].astype(bool) & resolved
+    ax.scatter(years[frontier], compute[frontier], color=FRONTIER_COLOUR, zorder=3, label="efficiency frontier")
+    others = resolved & ~frontier
     if others.any():
-        ax.scatter(years[others], points.loc[others, "compute"], color=OTHER_COLOUR, zorder=3, label="other models")
-    if (~reached).any():
-        ax.scatter(years[~reached], points.loc[~reached, "lower_bound"], marker="^", facecolors="none",
+        ax.scatter(years[others], compute[others], color=OTHER_COLOUR, zorder=3, label="other models")
+    bounds = ~resolved & points["lower_bound"].notna()
+    if bounds.any():
+        ax.scatter(years[bounds], points.loc[bounds, "lower_bound"], marker="^", facecolors="none",
                    edgecolors=OTHER_COLOUR, zorder=3, label="not reached (compute spent: lower bound)")
-    for year, row in zip(years, points.itertuples()):
-        value = row.compute if np.isfinite(row.compute) else row.lower_bound
-        ax.annotate(str(row.model), (year, value), textcoords="offset points", xytext=(5, 4), fontsize=7)
-
-    fit = fits[fitted_set]
-    fitted_points = points.loc[frontier] if fitted_set == "frontier" else points.loc[reached]
+    for year, value, bound, model in zip(years, compute, points["lower_bound"], points["model"]):
+        shown = value if np.isfinite(value) and value > 0 else bound
+        if np.isfinite(shown):
+            ax.annotate(str(model), (year, shown), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    too_low = points.loc[points["excluded"].str.startswith("threshold met at the first"), "model"].tolist() \
+        if "excluded" in points else []
+    if too_low:
+        ax.text(0.02, 0.03, "threshold met at the first evaluation (too low, not drawn): " + ", ".join(too_low),
+                transform=ax.transAxes, fontsize=6.5, va="bottom")
     if fit.get("doubling_time_months"):
-        grid = np.linspace(years.min() - 0.3, years.max() + 0.3, 60)
+        fitted = points.loc[points["model"].isin(fit["models"])]
+        fitted_years = fitted["published"].map(decimal_year)
+        grid = np.linspace(fitted_years.min() - 0.3, fitted_years.max() + 0.3, 60)
         line = 2.0 ** (fit["intercept"] + fit["slope_log2_per_year"] * grid)
-        ax.plot(grid, line, color=FIT_COLOUR, lw=1.5,
-                label=f"fit on {fitted_set}: doubling every {fit['doubling_time_months']:.1f} months "
-                      f"({_interval_text(fit)}), R$^2$={fit['r_squared']:.2f}, n={fit['n']}")
-        band = confidence_band(fitted_points, grid, level, robust)
+        ax.plot(grid, line, color=FIT_COLOUR, lw=1.5, label=fit_label(fit, set_name, window))
+        band = confidence_band(fitted, grid, level, robust)
         if band is not None:
             ax.fill_between(grid, band[1], band[2], color=FIT_COLOUR, alpha=0.12, lw=0)
-    factor = fits["all"].get("efficiency_factor_newest_over_reference")
-    if factor:
-        ax.text(0.98, 0.97, f"{factor:.1f}x less compute: {fits['all']['reference_model']} -> "
-                f"{fits['all']['newest_model']}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    if fit.get("efficiency_factor"):
+        ax.text(0.98, 0.97, f"{fit['efficiency_factor']:.1f}x less compute: {fit['reference_model']} -> "
+                f"{fit['best_model']} (Moore's law: {fit['moore_factor_same_span']:.1f}x)", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("publication date (year)")
     ax.set_ylabel("training FLOP to reach the threshold")
@@ -80,16 +100,44 @@ def efficiency_panel(ax, points: pd.DataFrame, fits: dict, title: str, level: fl
 
 
 def efficiency_figure(panels: list[dict], path: str | Path, level: float = 0.95, robust: bool = False) -> None:
-    """The paper's figure, one panel per threshold. Each panel: {points, fits, title}."""
+    """The paper's figure, one panel per threshold. Each panel: {points, fits, title, headline}."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 4.8 * len(panels)), dpi=150, squeeze=False)
     for ax, panel in zip(axes[:, 0], panels):
-        efficiency_panel(ax, panel["points"], panel["fits"], panel["title"], level, robust)
+        efficiency_panel(ax, panel["points"], panel["fits"], panel["title"], level, robust, panel["headline"])
+    _save(fig, path)
+
+
+def threshold_sweep_figure(sweep: pd.DataFrame, marked: list[dict], title: str, path: str | Path) -> None:
+    """Doubling time against the threshold value, with its OLS interval; configured thresholds marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=150)
+    fitted = sweep.loc[sweep["doubling_time_months"].notna()]
+    if len(fitted):
+        ax.plot(fitted["threshold"], fitted["doubling_time_months"], marker="o", color=FIT_COLOUR,
+                label="doubling time (months)")
+        high = fitted["doubling_time_months_high"].fillna(fitted["doubling_time_months"].max() * 3)
+        low = fitted["doubling_time_months_low"].fillna(fitted["doubling_time_months"])
+        ax.fill_between(fitted["threshold"], low, high, color=FIT_COLOUR, alpha=0.15, lw=0,
+                        label=f"{fitted['confidence_level'].iloc[0]:.0%} OLS interval (clipped where unbounded)")
+        for row in fitted.itertuples():
+            ax.annotate(f"n={row.n}", (row.threshold, row.doubling_time_months), textcoords="offset points",
+                        xytext=(0, 6), fontsize=6, ha="center")
+    else:
+        ax.text(0.5, 0.5, "no threshold value with two dates or more to fit", transform=ax.transAxes, ha="center")
+    for threshold in marked:
+        ax.axvline(threshold["value"], color="black", ls="--", lw=0.8)
+        ax.text(threshold["value"], ax.get_ylim()[1], f" {threshold['name']}", rotation=90, va="top", fontsize=7)
+    ax.set_xlabel(f"threshold ({sweep['metric'].iloc[0] if len(sweep) else ''})")
+    ax.set_ylabel("doubling time of efficiency (months)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
 
 
 def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, published: pd.DataFrame,
-                                 published_label: str, path: str | Path) -> None:
+                                 published_label: str, path: str | Path, title: str) -> None:
     """Efficiency factor over each set's reference (its earliest model) against date, both sets.
 
     The two sets use different data and scales, so they are drawn relative to their own reference.
@@ -98,7 +146,7 @@ def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, pu
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=150)
     for points, label, colour, marker in ((measured, measured_label, "tab:blue", "o"),
                                           (published, published_label, "tab:orange", "s")):
-        points = points.loc[points["compute"].notna()].assign(year=lambda d: d["published"].map(decimal_year))
+        points = points.loc[pd.to_numeric(points["compute"], errors="coerce") > 0].assign(year=lambda d: d["published"].map(decimal_year))
         if points.empty:
             continue
         reference = points.sort_values("year", kind="stable").iloc[0]
@@ -114,7 +162,7 @@ def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, pu
     ax.set_yscale("log")
     ax.set_xlabel("publication date (year)")
     ax.set_ylabel("efficiency factor over the earliest model")
-    ax.set_title("Measured miniature and published results, each relative to its reference", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
@@ -124,9 +172,11 @@ def learning_curves_figure(curves: pd.DataFrame, metric: str, threshold: float, 
     """Every curve: metric against cumulative training compute, with the threshold line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=150)
-    for (model, seed), curve in curves.sort_values("step").groupby(["model", "seed"], sort=False):
+    curves = with_trial_columns(curves)
+    for (model, trial, seed), curve in curves.sort_values("step").groupby(["model", "trial", "seed"], sort=False):
         curve = curve.loc[curve["train_flops"] > 0]
-        ax.plot(curve["train_flops"], curve[metric], marker=".", lw=1, label=f"{model} (seed {seed})")
+        label = f"{model} (seed {seed})" if trial == DEFAULT_TRIAL else f"{model} {trial} (seed {seed})"
+        ax.plot(curve["train_flops"], curve[metric], marker=".", lw=1, label=label)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {metric} >= {threshold:g}")
     ax.set_xscale("log")
     ax.set_xlabel("cumulative training FLOP")
@@ -142,9 +192,10 @@ def model_curve_figure(curves: pd.DataFrame, crossings: pd.DataFrame, thresholds
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=150)
     metrics = list(dict.fromkeys(t["metric"] for t in thresholds))
     for metric in metrics:
-        for seed, curve in curves.sort_values("step").groupby("seed"):
+        for (trial, seed), curve in with_trial_columns(curves).sort_values("step").groupby(["trial", "seed"]):
             curve = curve.loc[curve["train_flops"] > 0]
-            ax.plot(curve["train_flops"], curve[metric], marker=".", lw=1, label=f"{metric}, seed {seed}")
+            label = f"{metric}, seed {seed}" if trial == DEFAULT_TRIAL else f"{metric}, {trial}, seed {seed}"
+            ax.plot(curve["train_flops"], curve[metric], marker=".", lw=1, label=label)
     for threshold in thresholds:
         ax.axhline(threshold["value"], color="black", ls="--", lw=0.8)
         ax.text(ax.get_xlim()[0], threshold["value"], f" {threshold['name']}", va="bottom", fontsize=7)

@@ -1,13 +1,29 @@
-"""Compute at threshold, from curves alone.
+"""Compute at threshold, from curves alone: per curve, per seed (the lower envelope over trials), per model.
 
-Rule: a curve reaches the threshold at its **first evaluation whose metric is >= the threshold**
-(evaluations whose metric is NaN are skipped). The compute at threshold is that evaluation's
-cumulative training compute or, with ``interpolation="log-linear"`` (the default), the point
-between the last evaluation below and the first at or above where the metric, interpolated
-linearly in log-compute, equals the threshold. Without an earlier evaluation with positive
-compute there is nothing to interpolate from, and the crossing evaluation's compute is used.
-A curve that never reaches the threshold is reported with ``reached = False`` and the compute it
-spent as ``train_flops_lower_bound``; it has no compute at threshold.
+**Per curve.** A curve reaches the threshold at its **first evaluation whose metric is >= the
+threshold** (evaluations whose metric is NaN are skipped). The compute at threshold is that
+evaluation's cumulative training compute or, with ``interpolation="log-linear"`` (the default), the
+point between the last evaluation below and the first at or above where the metric, interpolated
+linearly in log-compute, equals the threshold. Without an earlier evaluation with positive compute
+there is nothing to interpolate from, and the crossing evaluation's compute is used. A curve that
+never reaches the threshold is reported with ``reached = False`` and the compute it spent as
+``train_flops_lower_bound``. A crossing **at the curve's first evaluation** (usually step 0, the
+untrained model) is flagged ``crossed_at_first_evaluation``: the threshold is too low to measure
+that model (its compute to threshold is not resolved), and the analysis reports it instead of fitting it.
+
+**Per seed: the lower envelope.** A model may be trained in several *trials* (a sweep over budgets
+and learning rates). For each seed, its compute at threshold is the least over its trials
+(``winning_trial`` names the trial); a seed that no trial brings to the threshold is not reached,
+with the most compute any of its trials spent as the lower bound.
+
+**Per model.** The model's compute at threshold is the median over **all** its seeds, a seed that
+was not reached counting as infinite compute: when the median is infinite the model is not
+reached, and the median over seeds of (compute at threshold, or compute spent) is its lower bound.
+
+Thresholds may be given as a number or as ``value: reference``: the highest level that every seed of
+the reference model reaches (the least, over its seeds, of each seed's best evaluation over all its
+trials), less ``margin``; ``resolve_thresholds`` turns it into a number from the curves before any
+compute at threshold is computed.
 
 Everything is vectorised over all curves at once (no per-row Python loops).
 """
@@ -19,14 +35,25 @@ import pandas as pd
 
 from algoprogress.flops import to_petaflop_s_days
 
-KEYS = ["model", "seed"]
+KEYS = ["model", "trial", "seed"]
 INTERPOLATIONS = ("none", "log-linear")
+REFERENCE_LEVEL = "reference"
+DEFAULT_TRIAL = "base"
 
 THRESHOLD_COLUMNS = [
-    "model", "seed", "threshold_name", "metric", "threshold", "reached",
-    "train_flops", "train_pfs_days", "train_flops_lower_bound",
-    "step", "epoch", "images_seen", "wall_seconds", "metric_at_crossing", "evaluations",
+    "model", "trial", "seed", "threshold_name", "metric", "threshold", "reached", "crossed_at_first_evaluation",
+    "diverged", "train_flops", "train_pfs_days", "train_flops_lower_bound", "spent_flops",
+    "step", "epoch", "images_seen", "wall_seconds", "metric_at_crossing", "best_metric", "evaluations",
 ]
+
+
+def with_trial_columns(curves: pd.DataFrame) -> pd.DataFrame:
+    """Curves from before sweeps (or hand-made ones) are a single trial that did not diverge."""
+    if "trial" not in curves.columns:
+        curves = curves.assign(trial=DEFAULT_TRIAL)
+    if "diverged" not in curves.columns:
+        curves = curves.assign(diverged=False)
+    return curves
 
 
 def compute_at_threshold(
@@ -36,13 +63,15 @@ def compute_at_threshold(
     interpolation: str = "log-linear",
     threshold_name: str = "",
 ) -> pd.DataFrame:
-    """One row per (model, seed): where the curve first reaches ``metric >= threshold``."""
+    """One row per curve (model, trial, seed): where it first reaches ``metric >= threshold``."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    curves = with_trial_columns(curves)
     valid = curves.loc[curves[metric].notna()].sort_values([*KEYS, "step"], kind="stable")
     grouped = valid.groupby(KEYS, sort=True)
     previous_flops = grouped["train_flops"].shift(1)
     previous_metric = grouped[metric].shift(1)
+    position = grouped.cumcount()
     at_or_above = valid[metric] >= threshold
     first = at_or_above & (at_or_above.astype(int).groupby([valid[k] for k in KEYS]).cumsum() == 1)
     crossing = valid.loc[first]
@@ -59,47 +88,166 @@ def compute_at_threshold(
         flops_at = np.where(usable, np.exp(log_flops), x1)
 
     reached = pd.DataFrame({
-        "model": crossing["model"].to_numpy(), "seed": crossing["seed"].to_numpy(),
-        "reached": True, "train_flops": flops_at, "train_flops_lower_bound": np.nan,
+        **{key: crossing[key].to_numpy() for key in KEYS},
+        "reached": True, "crossed_at_first_evaluation": (position.loc[first] == 0).to_numpy(),
+        "train_flops": flops_at, "train_flops_lower_bound": np.nan,
         "step": crossing["step"].to_numpy(), "epoch": crossing["epoch"].to_numpy(),
         "images_seen": crossing["images_seen"].to_numpy(), "wall_seconds": crossing["wall_seconds"].to_numpy(),
         "metric_at_crossing": crossing[metric].to_numpy(),
     })
     summary = curves.groupby(KEYS, sort=True).agg(
-        spent=("train_flops", "max"), evaluations=(metric, "count")
+        spent_flops=("train_flops", "max"), evaluations=(metric, "count"), best_metric=(metric, "max"),
+        diverged=("diverged", "any"),
     ).reset_index()
     table = summary.merge(reached, on=KEYS, how="left")
     table["reached"] = table["reached"].astype("boolean").fillna(False).astype(bool)
-    table.loc[~table["reached"], "train_flops_lower_bound"] = table.loc[~table["reached"], "spent"]
+    table["crossed_at_first_evaluation"] = table["crossed_at_first_evaluation"].astype("boolean").fillna(
+        False).astype(bool)
+    table["diverged"] = table["diverged"].astype(bool)
+    table.loc[~table["reached"], "train_flops_lower_bound"] = table.loc[~table["reached"], "spent_flops"]
     table["train_pfs_days"] = to_petaflop_s_days(table["train_flops"])
     table["threshold_name"] = threshold_name
     table["metric"] = metric
     table["threshold"] = float(threshold)
+    for key in ("model", "trial"):
+        table[key] = table[key].astype(str)
     return table[THRESHOLD_COLUMNS]
 
 
-def per_model(thresholds: pd.DataFrame) -> pd.DataFrame:
-    """Per model: median, min and max compute at threshold over the seeds that reached it."""
-    grouped = thresholds.groupby("model", sort=False)
-    out = grouped.agg(
-        seeds=("seed", "count"),
-        seeds_reached=("reached", "sum"),
-        train_flops_median=("train_flops", "median"),
-        train_flops_min=("train_flops", "min"),
-        train_flops_max=("train_flops", "max"),
-        train_flops_lower_bound=("train_flops_lower_bound", "max"),
-        epoch_median=("epoch", "median"),
-        images_seen_median=("images_seen", "median"),
-        wall_seconds_median=("wall_seconds", "median"),
-    ).reset_index()
-    out["reached"] = out["seeds_reached"] > 0
-    return out
+def reference_level(curves: pd.DataFrame, metric: str, reference: str, margin: float = 0.0) -> float:
+    """The highest level every seed of ``reference`` reaches, less ``margin`` (NaN without evaluations).
+
+    Per seed: its best evaluation over all its trials; then the least over seeds.
+    """
+    curves = with_trial_columns(curves)
+    rows = curves.loc[(curves["model"].astype(str) == reference) & curves[metric].notna()]
+    if rows.empty:
+        return float("nan")
+    return float(rows.groupby("seed")[metric].max().min()) - margin
+
+
+def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: str) -> list[dict]:
+    """Each threshold with a numeric ``value``; ``value: reference`` becomes the reference's own level
+    (kept as ``defined_as``, with ``resolved_value``)."""
+    resolved = []
+    for threshold in thresholds:
+        threshold = dict(threshold)
+        if threshold["value"] == REFERENCE_LEVEL:
+            value = reference_level(curves, threshold["metric"], reference, threshold.get("margin", 0.0))
+            threshold.update(defined_as=f"{REFERENCE_LEVEL} level of {reference} less margin "
+                                        f"{threshold.get('margin', 0.0):g}", value=value)
+        threshold["resolved_value"] = threshold["value"]
+        resolved.append(threshold)
+    return resolved
 
 
 def compute_at_thresholds(curves: pd.DataFrame, thresholds: list[dict]) -> pd.DataFrame:
-    """``compute_at_threshold`` for each configured threshold, stacked (one row per curve and threshold)."""
+    """``compute_at_threshold`` for each (resolved) threshold, stacked: one row per curve and threshold."""
     return pd.concat(
         [compute_at_threshold(curves, t["metric"], t["value"], t.get("interpolation", "log-linear"), t["name"])
          for t in thresholds],
         ignore_index=True,
     )
+
+
+def lower_envelope(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (threshold, model, seed): the least compute at threshold over the trials, and its trial."""
+    keys = ["threshold_name", "model", "seed"]
+    table = table.assign(_order=np.where(table["reached"], table["train_flops"], np.inf))
+    winners = table.sort_values([*keys, "_order", "trial"], kind="stable").drop_duplicates(keys, keep="first")
+    totals = table.groupby(keys, sort=False).agg(
+        trials=("trial", "count"), trials_reached=("reached", "sum"), trials_diverged=("diverged", "sum"),
+        search_flops=("spent_flops", "sum"), most_spent=("spent_flops", "max"), best_metric=("best_metric", "max"),
+    ).reset_index()
+    envelope = winners.drop(columns=["_order", "best_metric"]).rename(columns={"trial": "winning_trial"}).merge(
+        totals, on=keys)
+    envelope.loc[~envelope["reached"], "winning_trial"] = None
+    envelope.loc[~envelope["reached"], "train_flops_lower_bound"] = envelope.loc[~envelope["reached"], "most_spent"]
+    envelope.loc[~envelope["reached"], "crossed_at_first_evaluation"] = False
+    # the price of the search: compute to threshold plus everything the seed's other trials spent
+    envelope["train_flops_with_search"] = envelope["train_flops"] + envelope["search_flops"] - envelope["spent_flops"]
+    return envelope.reset_index(drop=True)
+
+
+def edge_of_grid(trial_values: dict, grid: dict) -> list[str]:
+    """The swept keys whose value in ``trial_values`` is the smallest or largest of its grid."""
+    edges = []
+    for key, values in sorted(grid.items()):
+        if len(values) > 1 and key in trial_values:
+            value = trial_values[key]
+            if value == min(values):
+                edges.append(f"{key}={value:g} (smallest)" if isinstance(value, (int, float)) else f"{key}={value}")
+            elif value == max(values):
+                edges.append(f"{key}={value:g} (largest)" if isinstance(value, (int, float)) else f"{key}={value}")
+    return edges
+
+
+def _median_with_infinity(values: pd.Series) -> float:
+    return float(np.median(values.to_numpy(dtype=float))) if len(values) else float("nan")
+
+
+def per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
+    """Per (threshold, model): the seeds combined (median over all seeds; not reached = infinite).
+
+    ``table`` holds per-curve rows (``compute_at_threshold``); ``plan`` is the sweep plan
+    ({model: {"grid": {key: [values]}, "trials": {trial: {key: value}}}}) used to flag winners at
+    the edge of their grid.
+    """
+    if "threshold_name" not in table.columns:
+        table = table.assign(threshold_name="")
+    table = with_trial_columns(table) if "trial" not in table.columns else table
+    envelope = lower_envelope(table)
+    envelope["_compute"] = np.where(envelope["reached"], envelope["train_flops"], np.inf)
+    envelope["_bound"] = np.where(envelope["reached"], envelope["train_flops"], envelope["train_flops_lower_bound"])
+    envelope["_with_search"] = np.where(envelope["reached"], envelope["train_flops_with_search"], np.inf)
+    plan = plan or {}
+    rows = []
+    for (name, model), seeds in envelope.groupby(["threshold_name", "model"], sort=False):
+        median = _median_with_infinity(seeds["_compute"])
+        reached = bool(np.isfinite(median))
+        reached_seeds = seeds.loc[seeds["reached"]]
+        grid = plan.get(model, {}).get("grid", {})
+        trial_values = plan.get(model, {}).get("trials", {})
+        edges = sorted({edge for trial in reached_seeds["winning_trial"]
+                        for edge in edge_of_grid(trial_values.get(trial, {}), grid)})
+        trial_counts = table.loc[(table["threshold_name"] == name) & (table["model"] == model)].groupby("seed")[
+            "trial"].nunique()
+        rows.append({
+            "threshold_name": name, "model": model,
+            "seeds": len(seeds), "seeds_reached": int(seeds["reached"].sum()), "reached": reached,
+            "train_flops_median": median if reached else np.nan,
+            "train_flops_min": reached_seeds["train_flops"].min() if reached else np.nan,
+            "train_flops_max": reached_seeds["train_flops"].max() if reached else np.nan,
+            "train_flops_lower_bound": np.nan if reached else _median_with_infinity(seeds["_bound"]),
+            "crossed_at_first_evaluation": bool(reached_seeds["crossed_at_first_evaluation"].any()),
+            "winning_trials": ";".join(dict.fromkeys(reached_seeds["winning_trial"].astype(str))),
+            "winner_at_grid_edge": bool(edges), "grid_edges": "; ".join(edges),
+            "trials": int(trial_counts.max()) if len(trial_counts) else 0,
+            "trials_diverged": int(seeds["trials_diverged"].sum()),
+            "search_flops": float(seeds["search_flops"].sum()),
+            "train_flops_with_search_median": _median_with_infinity(seeds["_with_search"]) if reached else np.nan,
+            "epoch_median": reached_seeds["epoch"].median(),
+            "images_seen_median": reached_seeds["images_seen"].median(),
+            "wall_seconds_median": reached_seeds["wall_seconds"].median(),
+            "best_metric_min_over_seeds": float(seeds["best_metric"].min()),
+        })
+    return pd.DataFrame(rows)
+
+
+def seed_values(table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Per (threshold, model): each seed's envelope compute (infinite where not reached), for resampling."""
+    envelope = lower_envelope(table)
+    compute = np.where(envelope["reached"], envelope["train_flops"], np.inf)
+    envelope = envelope.assign(_compute=compute)
+    return {key: group["_compute"].to_numpy(dtype=float)
+            for key, group in envelope.groupby(["threshold_name", "model"], sort=False)}
+
+
+def resolved_values(table: pd.DataFrame) -> dict[str, float]:
+    """Each threshold's numeric value as the thresholds stage resolved it (``value: reference`` too)."""
+    return table.groupby("threshold_name", sort=False)["threshold"].first().astype(float).to_dict()
+
+
+def with_resolved_values(thresholds: list[dict], table: pd.DataFrame) -> list[dict]:
+    values = resolved_values(table)
+    return [{**t, "value": values.get(t["name"], t["value"])} for t in thresholds]

@@ -12,20 +12,24 @@ import pathlib
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.analysis import comparison_points, read_published_table
+from algoprogress.analysis import comparison_points, headline_choice, model_points, read_published_table
 from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.config import publication_dates
 from algoprogress.plots import measured_vs_published_figure
+from algoprogress.thresholds import per_model
 
 
-def run(table_file, thresholds_file, published_dates, threshold, out):
+def run(table_file, thresholds_file, published_dates, threshold, dataset, out):
     try:
         table = read_published_table(table_file)
     except ValueError as error:
         fail(str(error))
-    measured, published, name = comparison_points(table, pd.read_parquet(thresholds_file), published_dates,
-                                                  threshold["name"])
-    measured_vs_published_figure(measured, f"measured: {threshold['name']}", published,
-                                 f"published: {name} ({pathlib.Path(table_file).stem})", out)
+    measured_table = pd.read_parquet(thresholds_file)
+    rows = per_model(measured_table.loc[measured_table["threshold_name"] == threshold["name"]])
+    measured, published, name = comparison_points(table, model_points(rows, published_dates))
+    measured_vs_published_figure(measured, f"measured on {dataset}: {threshold['name']}", published,
+                                 f"published: {name} ({pathlib.Path(table_file).stem})", out,
+                                 f"Measured ({dataset}) and published results, each relative to its earliest model")
 
 
 def main(argv=None):
@@ -37,14 +41,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     log_to(None)
     config = config_or_fail(args.config)
-    dates = {m["name"]: m["published"] for m in config["models"]}
-    run(args.table, args.thresholds, dates, config["thresholds"][0], args.out)
+    headline = headline_choice(config["analysis"], [t["name"] for t in config["thresholds"]])
+    threshold = next(t for t in config["thresholds"] if t["name"] == headline["threshold"])
+    run(args.table, args.thresholds, publication_dates(config), threshold, config["dataset"]["name"], args.out)
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
         run(snakemake.input.table, snakemake.input.thresholds, snakemake.params.published,
-            snakemake.params.threshold, snakemake.output.figure)
+            snakemake.params.threshold, snakemake.params.dataset, snakemake.output.figure)
     else:
         main()

@@ -7,14 +7,19 @@ Snakemake rule `plot_learning_curves`; also a CLI:
 import argparse
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
+import pandas as pd
 
 from algoprogress.cli import log_to
 from algoprogress.curves import read_curves
 from algoprogress.plots import learning_curves_figure
+from algoprogress.thresholds import resolved_values
 
 
-def run(curve_files, threshold, out):
-    learning_curves_figure(read_curves(curve_files), threshold["metric"], threshold["value"], out)
+def run(curve_files, threshold, out, thresholds_file=None):
+    value = threshold["value"]
+    if thresholds_file is not None:  # a threshold defined by the reference: its resolved value
+        value = resolved_values(pd.read_parquet(thresholds_file)).get(threshold["name"], value)
+    learning_curves_figure(read_curves(curve_files), threshold["metric"], float(value), out)
 
 
 def main(argv=None):
@@ -25,12 +30,12 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
     log_to(None)
-    run(args.curves, {"metric": args.metric, "value": args.value}, args.out)
+    run(args.curves, {"name": "threshold", "metric": args.metric, "value": args.value}, args.out)
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.params.threshold, snakemake.output.figure)
+        run(snakemake.input.curves, snakemake.params.threshold, snakemake.output.figure, snakemake.input.thresholds)
     else:
         main()

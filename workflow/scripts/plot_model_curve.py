@@ -14,6 +14,7 @@ import pandas as pd
 from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.plots import model_curve_figure
+from algoprogress.thresholds import with_resolved_values
 
 
 def run(curve_files, thresholds_csv, thresholds, out):
@@ -22,6 +23,7 @@ def run(curve_files, thresholds_csv, thresholds, out):
     except CurveError as error:
         fail(str(error))
     crossings = pd.read_csv(thresholds_csv)
+    thresholds = with_resolved_values(thresholds, crossings)
     model_curve_figure(curves, crossings.loc[crossings["model"].isin(curves["model"].unique())], thresholds, out)
 
 

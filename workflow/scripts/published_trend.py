@@ -11,7 +11,7 @@ import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.analysis import analyse_published, read_published_table
+from algoprogress.analysis import analyse_published, headline_choice, read_published_table
 from algoprogress.cli import fail, log_to
 from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
@@ -22,11 +22,12 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
         table = read_published_table(table_file)
     except ValueError as error:
         fail(str(error))
-    result, rows, points_by = analyse_published(table, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
+    result, rows, points_by = analyse_published(table, analysis_cfg)
     result["table"] = str(table_file)
     write_json(json_out, result)
     write_csv(csv_out, rows)
-    panels = [{"points": points, "fits": result["thresholds"][name]["fits"],
+    headline = headline_choice({}, list(points_by))
+    panels = [{"points": points, "fits": result["thresholds"][name]["fits"], "headline": headline,
                "title": f"Published: training compute to reach {name} ({pathlib.Path(table_file).name})"}
               for name, points in points_by.items()]
     efficiency_figure(panels, figure_out, analysis_cfg["confidence_level"], analysis_cfg["robust_errors"])
@@ -39,10 +40,12 @@ def main(argv=None):
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
     parser.add_argument("--confidence-level", type=float, default=0.95)
     parser.add_argument("--robust-errors", action="store_true", help="HC3 standard errors")
+    parser.add_argument("--bootstrap-draws", type=int, default=1000, help="bootstrap draws (0: none)")
     args = parser.parse_args(argv)
     log_to(None)
     out = pathlib.Path(args.out_dir)
-    analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors}
+    analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors,
+                "bootstrap": {"draws": args.bootstrap_draws, "seed": 0}}
     run(args.table, analysis, out / "trend.json", out / "trend.csv", out / "efficiency.png")
 
 

@@ -1,8 +1,11 @@
 """Thresholds: the training compute at which each curve first reaches each threshold.
 
-Writes one row per curve and threshold (CSV and Parquet), and a per-model summary over seeds.
+Resolves thresholds defined by the reference model (`value: reference`) from its curves, then writes
+one row per curve and threshold (CSV and Parquet; every trial's row), and a per-model summary: the
+lower envelope over trials per seed, the seeds combined by their median, the winning trials, grid-edge
+flags and the price of the search.
 Snakemake rule `thresholds`; also a CLI:
-    python workflow/scripts/thresholds.py --config config/config.yaml --out-dir results results/curves/*/*.parquet
+    python workflow/scripts/thresholds.py --config config/config.yaml --out-dir results results/curves/*/*/*.parquet
 """
 
 import argparse
@@ -10,28 +13,37 @@ import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
-import pandas as pd
 
 from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.config import sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import atomic_path, write_csv
-from algoprogress.thresholds import compute_at_thresholds, per_model
+from algoprogress.thresholds import compute_at_thresholds, per_model, resolve_thresholds
 
 
-def run(curve_files, thresholds, csv_out, parquet_out, by_model_out):
+def run(curve_files, thresholds, reference, plan, csv_out, parquet_out, by_model_out):
     try:
-        table = compute_at_thresholds(read_curves(curve_files), thresholds)
+        curves = read_curves(curve_files)
     except CurveError as error:
         fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
-    summary = pd.concat(
-        [per_model(group).assign(threshold_name=name) for name, group in table.groupby("threshold_name", sort=False)],
-        ignore_index=True,
-    )
+    resolved = resolve_thresholds(curves, thresholds, reference)
+    for threshold in resolved:
+        if "defined_as" in threshold:
+            print(f"threshold {threshold['name']}: {threshold['defined_as']} = {threshold['value']:.4f} "
+                  f"{threshold['metric']}", file=sys.stderr)
+    table = compute_at_thresholds(curves, resolved)
+    summary = per_model(table, plan)
+    for row in summary.loc[summary["winner_at_grid_edge"]].itertuples():
+        print(f"warning: {row.threshold_name}: {row.model}'s winning trial ({row.winning_trials}) is at the edge "
+              f"of its grid ({row.grid_edges}): the optimum may lie outside the grid", file=sys.stderr)
+    for row in summary.loc[summary["crossed_at_first_evaluation"]].itertuples():
+        print(f"warning: {row.threshold_name}: {row.model} meets the threshold at its first evaluation: too low "
+              "for this model", file=sys.stderr)
     write_csv(csv_out, table)
     with atomic_path(parquet_out) as temporary:
         table.to_parquet(temporary, index=False)
     write_csv(by_model_out, summary)
-    print(table.to_string(index=False), file=sys.stderr)
+    print(summary.to_string(index=False), file=sys.stderr)
 
 
 def main(argv=None):
@@ -43,14 +55,14 @@ def main(argv=None):
     log_to(None)
     config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
-    run(args.curves, config["thresholds"], out / "thresholds.csv", out / "thresholds.parquet",
-        out / "thresholds_by_model.csv")
+    run(args.curves, config["thresholds"], config["analysis"]["reference_model"], sweep_plan(config),
+        out / "thresholds.csv", out / "thresholds.parquet", out / "thresholds_by_model.csv")
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.params.thresholds, snakemake.output.csv, snakemake.output.parquet,
-            snakemake.output.by_model)
+        run(snakemake.input.curves, snakemake.params.thresholds, snakemake.params.reference, snakemake.params.plan,
+            snakemake.output.csv, snakemake.output.parquet, snakemake.output.by_model)
     else:
         main()

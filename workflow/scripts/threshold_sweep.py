@@ -1,0 +1,66 @@
+"""The threshold question: the headline's doubling time (its set and window, OLS interval) as a function
+of the threshold value, over the metric's measurable range -> threshold_sweep.csv and a figure.
+
+Snakemake rule `threshold_sweep`; also a CLI:
+    python workflow/scripts/threshold_sweep.py --config config/config.yaml --thresholds results/thresholds.parquet \
+        --out-dir results results/curves/*/*/*.parquet
+"""
+
+import argparse
+import pathlib
+import sys
+
+import algoprogress_path  # noqa: F401  (makes src/ importable)
+import pandas as pd
+
+from algoprogress.analysis import headline_choice, threshold_sweep
+from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.config import publication_dates, sweep_plan
+from algoprogress.curves import CurveError, read_curves
+from algoprogress.fileio import write_csv
+from algoprogress.plots import threshold_sweep_figure
+from algoprogress.thresholds import resolved_values
+
+
+def run(curve_files, thresholds_file, published, threshold, analysis_cfg, plan, csv_out, figure_out):
+    try:
+        curves = read_curves(curve_files)
+    except CurveError as error:
+        fail(str(error))
+    values = resolved_values(pd.read_parquet(thresholds_file))
+    threshold = {**threshold, "value": values.get(threshold["name"], threshold["value"])}
+    sweep = threshold_sweep(curves, threshold, published, analysis_cfg, plan)
+    if sweep.empty:
+        print(f"note: no threshold range of {threshold['metric']} where at least "
+              f"{(analysis_cfg.get('threshold_sweep') or {}).get('min_models', 3)} models can be compared",
+              file=sys.stderr)
+    write_csv(csv_out, sweep)
+    headline = headline_choice(analysis_cfg, [threshold["name"]])
+    threshold_sweep_figure(sweep, [threshold], f"Doubling time against the threshold ({headline['set']}, window "
+                           f"{headline['window']})", figure_out)
+    print(sweep.to_string(index=False), file=sys.stderr)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("curves", nargs="+", help="curve Parquet files")
+    parser.add_argument("--config", required=True, help="workflow config YAML")
+    parser.add_argument("--thresholds", required=True, help="thresholds.parquet of the run (resolved values)")
+    parser.add_argument("--out-dir", required=True, help="folder for threshold_sweep.csv and threshold_sweep.png")
+    args = parser.parse_args(argv)
+    log_to(None)
+    config = config_or_fail(args.config)
+    headline = headline_choice(config["analysis"], [t["name"] for t in config["thresholds"]])
+    threshold = next(t for t in config["thresholds"] if t["name"] == headline["threshold"])
+    out = pathlib.Path(args.out_dir)
+    run(args.curves, args.thresholds, publication_dates(config), threshold, config["analysis"], sweep_plan(config),
+        out / "threshold_sweep.csv", out / "threshold_sweep.png")
+
+
+if __name__ == "__main__":
+    if "snakemake" in globals():
+        log_to(snakemake.log[0])
+        run(snakemake.input.curves, snakemake.input.thresholds, snakemake.params.published, snakemake.params.threshold,
+            snakemake.params.analysis, snakemake.params.plan, snakemake.output.csv, snakemake.output.figure)
+    else:
+        main()
