@@ -42,6 +42,10 @@ def versions() -> str:
     return ", ".join(f"{n} {md.version(n)}" for n in names)
 
 
+def fmt(value, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", default=str(os.cpu_count()))
@@ -92,11 +96,14 @@ def main() -> None:
         "|---|---:|",
         *[f"| {r.job} | {r.seconds:.1f} |" for r in jobs.itertuples()],
         "",
-        "Result of that run: doubling time "
-        f"{trend['doubling_time_months']:.1f} months, n = {trend['n']}, R² = {trend['r_squared']:.2f}, "
-        f"efficiency factor {trend['reference_model']} → {trend['newest_model']}: "
-        f"{trend['efficiency_factor_newest_over_reference']:.1f}x (headline: {trend['headline']['threshold']}, "
-        "all models); curves that reached each threshold: "
+        "Result of that run (the headline: "
+        f"{trend['headline']['threshold']}, {trend['headline']['set']}, window {trend['headline']['window']}): "
+        f"doubling time {fmt(trend['doubling_time_months'])} months (OLS "
+        f"{fmt(trend['doubling_time_months_low'])}-{fmt(trend['doubling_time_months_high'])}, bootstrap "
+        f"{fmt(trend['bootstrap']['doubling_time_months_low'])}-{fmt(trend['bootstrap']['doubling_time_months_high'])}), "
+        f"n = {trend['n']}, R² = {fmt(trend.get('r_squared'), '.2f')}, efficiency factor "
+        f"{trend['reference_model']} → {trend.get('best_model')}: {fmt(trend.get('efficiency_factor'))}x; "
+        "curves that reached each threshold: "
         + ", ".join(f"{name} {int(group['reached'].sum())} of {len(group)}"
                     for name, group in thresholds.groupby("threshold_name", sort=False)) + ".",
         "",

@@ -1,9 +1,12 @@
-"""Benchmark: thresholds and fits for many curves (issue: 10,000 curves x 200 evaluations <= 10 s).
+"""Benchmark: thresholds, fits and the bootstrap for many curves (goal: 10,000 curves x 200 evaluations,
+1,000 bootstrap draws, <= 10 s on the 2-core machine); the threshold sweep timed apart.
 
-Synthetic curves (saturating accuracy with noise and some NaN evaluations), 2 thresholds, then the
-per-model summary and both trend fits, timed end to end; the median of several repetitions.
+Synthetic curves (saturating accuracy with noise and some NaN evaluations; 50 models x 200 seeds),
+2 thresholds, then the per-model summary (envelope, median over seeds) and every fit with its
+bootstrap, timed end to end; then the threshold sweep of the headline (20 values); the median of
+several repetitions.
 
-    .venv/bin/python bench/thresholds_scale.py [--curves 10000] [--evaluations 200] [--repeats 5]
+    .venv/bin/python bench/thresholds_scale.py [--curves 10000] [--evaluations 200] [--repeats 5] [--draws 1000]
 """
 
 import argparse
@@ -16,7 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from algoprogress.analysis import analyse_measured
+from algoprogress.analysis import analyse_measured, threshold_sweep
 from algoprogress.thresholds import compute_at_thresholds
 
 
@@ -45,21 +48,34 @@ def main() -> None:
     parser.add_argument("--curves", type=int, default=10_000)
     parser.add_argument("--evaluations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws")
     args = parser.parse_args()
     curves, dates = synthetic_curves(args.curves, args.evaluations)
     thresholds = [{"name": "low", "metric": "val_top1", "value": 0.8, "interpolation": "log-linear"},
                   {"name": "high", "metric": "val_top5", "value": 0.95, "interpolation": "log-linear"}]
-    analysis = {"reference_model": "m0", "confidence_level": 0.95, "robust_errors": False}
-    times = []
+    analysis = {"reference_model": "m0", "confidence_level": 0.95, "robust_errors": False,
+                "headline": {"threshold": None, "set": "frontier", "window": "full"}, "windows": [],
+                "bootstrap": {"draws": args.draws, "seed": 0}, "threshold_sweep": {"points": 20, "min_models": 3}}
+    times, sweep_times = [], []
     for _ in range(args.repeats):
         started = time.perf_counter()
         table = compute_at_thresholds(curves, thresholds)
-        analyse_measured(table, dates, thresholds, analysis)
+        result, _, _ = analyse_measured(table, dates, thresholds, analysis)
         times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        sweep = threshold_sweep(curves, thresholds[0], dates, analysis)
+        sweep_times.append(time.perf_counter() - started)
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     print(f"{args.curves} curves x {args.evaluations} evaluations ({len(curves):,} rows), 2 thresholds, "
-          f"per-model summary and fits: median {statistics.median(times):.2f} s over {args.repeats} runs "
-          f"(min {min(times):.2f}, max {max(times):.2f}); {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"pandas {pd.__version__}, numpy {np.__version__}; {dt.date.today()}")
+          f"per-model summary, every fit and its bootstrap ({args.draws} draws, "
+          f"levels: {' + '.join(result['bootstrap']['levels'])}): median {statistics.median(times):.2f} s over "
+          f"{args.repeats} runs (min {min(times):.2f}, max {max(times):.2f}); threshold sweep ({len(sweep)} values): "
+          f"median {statistics.median(sweep_times):.2f} s; {cpu}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}; {dt.date.today()}")
 
 
 if __name__ == "__main__":

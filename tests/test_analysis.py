@@ -164,3 +164,15 @@ def test_threshold_sweep_is_empty_when_too_few_models_can_be_compared():
     curves, dates = synthetic_curves()
     sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"min_models": 5}})
     assert sweep.empty
+
+
+def test_threshold_sweep_figure_with_unbounded_intervals(tmp_path):
+    from algoprogress.plots import threshold_sweep_figure
+
+    curves, dates = synthetic_curves()
+    sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"points": 4}})
+    sweep.loc[1, "doubling_time_months_high"] = None  # unbounded above
+    sweep.to_csv(tmp_path / "s.csv", index=False)
+    threshold_sweep_figure(pd.read_csv(tmp_path / "s.csv"), THRESHOLD, "t", tmp_path / "s.png")
+    threshold_sweep_figure(sweep.iloc[0:0], THRESHOLD, "t", tmp_path / "empty.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "empty.png").exists()

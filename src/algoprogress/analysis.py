@@ -318,8 +318,8 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
 
     The grid spans the headline metric's range where the trend can be measured: from just above every
     model's first evaluation (below that the threshold is met by untrained models) up to the level
-    that at least ``min_models`` models of the window reach (the median over seeds of each seed's best
-    evaluation). Returns one row per grid value (empty when that range is empty).
+    that at least ``min_models`` models of the window reach with every seed (the least over seeds of each
+    seed's best evaluation). Returns one row per grid value (empty when that range is empty).
     """
     from algoprogress.thresholds import compute_at_threshold, with_trial_columns
 
@@ -342,8 +342,9 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
     if valid.empty:
         return pd.DataFrame(columns=columns)
     first_level = valid.groupby(["model", "trial", "seed"])[metric].first().max()
+    # each model's level: the least over its seeds of each seed's best (every seed reaches it)
     levels = valid.groupby(["model", "trial", "seed"])[metric].max().groupby(["model", "seed"]).max().groupby(
-        "model").median().sort_values(ascending=False)
+        "model").min().sort_values(ascending=False)
     if len(levels) < sweep_cfg["min_models"]:
         return pd.DataFrame(columns=columns)
     high = float(levels.iloc[sweep_cfg["min_models"] - 1])
@@ -360,4 +361,6 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
         fit = fit_trend(chosen, reference, cfg["confidence_level"], cfg["robust_errors"])
         rows.append({**fit, "threshold": float(value), "metric": metric, "set": headline["set"],
                      "window": headline["window"], "models_reached": int(points["reached"].sum())})
-    return pd.DataFrame(rows).reindex(columns=columns)
+    sweep = pd.DataFrame(rows).reindex(columns=columns)
+    numeric = [c for c in columns if c not in ("metric", "set", "window", "best_model", "doubling_time_unbounded")]
+    return sweep.astype({c: float for c in numeric})

@@ -112,6 +112,8 @@ def threshold_sweep_figure(sweep: pd.DataFrame, marked: list[dict], title: str, 
     """Doubling time against the threshold value, with its OLS interval; configured thresholds marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=150)
+    sweep = sweep.assign(**{column: pd.to_numeric(sweep[column], errors="coerce") for column in (
+        "threshold", "doubling_time_months", "doubling_time_months_low", "doubling_time_months_high")})
     fitted = sweep.loc[sweep["doubling_time_months"].notna()]
     if len(fitted):
         ax.plot(fitted["threshold"], fitted["doubling_time_months"], marker="o", color=FIT_COLOUR,
