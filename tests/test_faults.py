@@ -17,14 +17,8 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.training import (
-    NonFiniteLossError,
-    TrainingInterrupted,
-    TrainingJob,
-    load_checkpoint,
-    previous_checkpoint,
-    train,
-)
+from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
+from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob, train
 from tests.helpers import snakemake
 
 SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},

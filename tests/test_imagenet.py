@@ -8,8 +8,9 @@ import torchvision
 import yaml
 
 from algoprogress.architectures import TORCHVISION_CLASSIFIERS, build_model
-from algoprogress.config import resolution_at_epoch, validate_config
+from algoprogress.config import validate_config
 from algoprogress.flops import count_multiply_adds
+from algoprogress.schedules import resolution_at_epoch
 from tests.helpers import snakemake, write_image_folder
 
 IMAGENET = yaml.safe_load(open(__file__.rsplit("/tests/", 1)[0] + "/config/imagenet.yaml"))

@@ -14,7 +14,7 @@ import yaml
 
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
-from algoprogress.training import load_checkpoint, save_checkpoint
+from algoprogress.checkpoints import load_checkpoint, save_checkpoint
 
 MODEL = "shufflenet_v2_x0_5"
 SAME = ["step", "epoch", "images_seen", "train_flops", "val_top1", "val_top5", "val_loss", "train_loss", "lr"]

@@ -6,7 +6,8 @@ import pytest
 from algoprogress import curves
 from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.training import TrainingJob, evaluation_steps, learning_rate, train
+from algoprogress.schedules import evaluation_steps, learning_rate
+from algoprogress.training import TrainingJob, train
 
 SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
                                        {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
@@ -88,7 +89,7 @@ def test_diverging_training_stops_with_model_step_and_lr(mnist_betons, tmp_path)
 def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):
     """Greyscale, CMYK, PNG-in-JPEG and one corrupt file go through the writer (within its budget) and
     a short training run whose resolution grows epoch by epoch; FLOPs are counted at each resolution."""
-    from algoprogress.config import flop_resolutions
+    from algoprogress.schedules import flop_resolutions
     from algoprogress.data import prepare_dataset
     from tests.helpers import write_image_folder
 

@@ -17,6 +17,8 @@ import jsonschema
 import yaml
 
 from algoprogress.architectures import KNOWN_ARCHITECTURES
+# flop_resolutions is re-exported: rules/common.smk imports it from here
+from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schema"
 
@@ -186,11 +188,6 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
         raise ConfigError(f"{key}: no recipe named {name!r} in `recipes`{hint}")
 
 
-def training_resolutions(settings: dict) -> list[int]:
-    """The training resolution of each epoch (0-based) that the settings train, in order."""
-    import math
-
-    return [resolution_at_epoch(epoch, settings) for epoch in range(max(1, math.ceil(settings["epochs"])))]
 
 
 # dataset keys that change what the .beton files contain (the others: how they are written or checked)
@@ -204,23 +201,8 @@ def data_content(dataset: dict) -> dict:
     return {key: dataset[key] for key in DATA_CONTENT_KEYS}
 
 
-def flop_resolutions(settings: dict) -> list[int]:
-    """Every resolution a model is trained or evaluated at: FLOPs are counted at each."""
-    return sorted(set(training_resolutions(settings)) | {settings["eval_resolution"]})
 
 
-def resolution_at_epoch(epoch: int, settings: dict) -> int:
-    """FFCV's ImageNet example's progressive resizing: linear between the ramp's ends, multiples of 32."""
-    ramp = settings["progressive_resizing"]
-    if ramp is None:
-        return settings["resolution"]
-    if epoch <= ramp["start_epoch"]:
-        return ramp["start_resolution"]
-    if epoch >= ramp["end_epoch"]:
-        return ramp["end_resolution"]
-    share = (epoch - ramp["start_epoch"]) / (ramp["end_epoch"] - ramp["start_epoch"])
-    side = ramp["start_resolution"] + share * (ramp["end_resolution"] - ramp["start_resolution"])
-    return int(round(side / 32)) * 32
 
 
 def _resolve_resolutions(settings: dict, dataset: dict, model: dict, prefix: str) -> dict:

@@ -17,11 +17,12 @@ import sys
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import flop_resolutions, model_table
+from algoprogress.config import model_table
 from algoprogress.data import DataError, repair_data, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import per_image_costs
 from algoprogress.launch import TrainingFailed, run_training
+from algoprogress.schedules import flop_resolutions
 from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob
 
 
