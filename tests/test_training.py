@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -59,11 +60,13 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
     assert (curve["train_flops_measured"] / curve["train_flops"]).iloc[1:].between(0.85, 1.05).all()
     assert np.allclose(curve["eval_flops"], 2 * job.multiply_adds[64] * 100 * np.arange(1, len(curve) + 1))
     assert (curve["recipe"] == "custom").all() and (curve["resolution"] == 64).all()
+    assert (curve["trial"] == "base").all() and not curve["diverged"].any()
     assert curve["val_top1"].between(0, 1).all() and (curve["val_top5"] >= curve["val_top1"]).all()
     assert curve["wall_seconds"].is_monotonic_increasing
     meta = curves.read_curve_metadata(tmp_path / "curve.parquet")
     assert meta["fvcore_multiply_adds_per_image"] == {"64": job.multiply_adds[64]}
     assert meta["training"]["batch_size"] == 20 and meta["versions"]["ffcv"] == "1.0.2"
+    assert meta["trial"] == "base" and meta["stopped"] is None
     assert len(meta["git_commit"]) == 40 and meta["device"] == "cpu" and meta["gpus"] == 0
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -77,13 +80,15 @@ def test_same_seed_same_curve_on_cpu(mnist_betons, tmp_path):
         assert all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in keys)
 
 
-def test_diverging_training_stops_with_model_step_and_lr(mnist_betons, tmp_path):
-    from algoprogress.training import NonFiniteLossError
-
+def test_diverging_training_writes_a_diverged_curve_with_model_step_and_lr(mnist_betons, tmp_path):
     folder, _ = mnist_betons
-    with pytest.raises(NonFiniteLossError, match=r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr "):
-        train(short_job(folder, lr=1e12, schedule="constant", momentum=0.0), tmp_path / "c.parquet")
-    assert not (tmp_path / "c.parquet").exists()
+    train(short_job(folder, lr=1e12, schedule="constant", momentum=0.0), tmp_path / "c.parquet")
+    curve = curves.read_curve(tmp_path / "c.parquet")
+    assert curve["diverged"].all() and curve["step"].iloc[0] == 0
+    stopped = curves.read_curve_metadata(tmp_path / "c.parquet")["stopped"]
+    assert re.match(r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr 1e\+12\)", stopped)
+    step = int(re.search(r"at step (\d+)", stopped).group(1))
+    assert curve["step"].iloc[-1] < step  # the curve ends before the step whose loss was not finite
 
 
 def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):

@@ -48,10 +48,6 @@ from algoprogress.schedules import evaluation_steps, learning_rate, resolution_a
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
-
-
 class TrainingInterrupted(RuntimeError):
     """SIGTERM arrived: the state was checkpointed and the job should exit so that a retry resumes."""
 
@@ -68,20 +64,19 @@ class TrainingJob:
     multiply_adds: dict[int, int]  # fvcore forward multiply-adds per image, by resolution
     measured_flops: dict[int, float]  # FlopCounterMode training FLOPs per image, by resolution
     kwargs: dict
+    trial: str = "base"  # which of a model's trials (settings) this is; written on every row of the curve
     threads: int = 1
     checkpoint_path: str | None = None
     # at evaluation points, checkpoint only if this long has passed since the last one (SIGTERM always
     # checkpoints): a large model's state is hundreds of MB, and a SIGKILL then loses at most this much
     checkpoint_every_seconds: float = 60.0
-    # where the curve so far goes when training stops on a non-finite loss (not the job's output)
-    failed_curve_path: str | None = None
     # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"
     # (the new checkpoint is on disk under its temporary name, not yet renamed)
     hooks: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed: everything that determines the curve."""
-        return {"arch": self.arch, "seed": self.seed, "kwargs": self.kwargs, "num_classes": self.num_classes,
+        return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs, "num_classes": self.num_classes,
                 "settings": self.settings,
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
 
@@ -136,11 +131,16 @@ def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None) 
 
 
 def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]:
-    """Train, evaluate on schedule, and write the curve atomically at ``curve_path``."""
+    """Train, evaluate on schedule, and write the curve atomically at ``curve_path``.
+
+    A non-finite loss is an outcome, not a failure: the curve up to it is written with ``diverged``
+    set (a retry would diverge again), and the analysis counts it as not reaching the threshold.
+    """
     import torch
 
     run = TrainingRun(job)
     state = run.state
+    stopped = None
     with _sigterm_recorded() as terminated, run.progress_bar(progress_stream):
         if not state.rows:
             run.record_evaluation()
@@ -149,7 +149,8 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
             loss = run.loss(images, labels)
             stop, diverged = run.dist.any([terminated, not torch.isfinite(loss)], run.device)
             if diverged:
-                run.stop_diverged(loss)
+                stopped = run.divergence(loss)
+                break
             run.optimise(loss)
             if state.step in run.eval_at:
                 run.record_evaluation()
@@ -161,8 +162,7 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
                 raise TrainingInterrupted(
                     f"{job.model_name} seed {job.seed}: SIGTERM at step {state.step}; checkpointed to "
                     f"{job.checkpoint_path}, a rerun resumes there")
-    run.finish(curve_path)
-    return state.rows
+    return run.finish(curve_path, stopped)
 
 
 @contextlib.contextmanager
@@ -355,10 +355,11 @@ class TrainingRun:
         self.bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
 
     def _curve_row(self, metrics: dict) -> dict:
-        """One row of the curve (its columns are curves.CURVE_COLUMNS; curves.as_curve checks them)."""
+        """One row of the curve but ``diverged`` (known at the end; ``finish`` adds it): its columns are
+        curves.CURVE_COLUMNS, which curves.as_curve checks when the curve is written."""
         job, state = self.job, self.state
         return {
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "recipe": self.recipe,
+            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "recipe": self.recipe,
             "step": state.step, "epoch": state.step / self.steps_per_epoch,
             "images_seen": state.step * self.settings["batch_size"], "resolution": self.resolution,
             "train_flops": state.train_flops, "train_pfs_days": flops.to_petaflop_s_days(state.train_flops),
@@ -389,26 +390,28 @@ class TrainingRun:
             save_checkpoint(job.checkpoint_path, snapshot, on_written=lambda: job.hook("checkpoint-written"))
         self.dist.barrier()
 
-    def stop_diverged(self, loss) -> None:
+    def divergence(self, loss) -> str:
+        """The message of a non-finite loss (model, seed, step, learning rate), logged as a warning."""
         job = self.job
         message = (f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {self.state.step + 1} "
-                   f"(lr {self.lr:g})")
-        if self.dist.main_process and job.failed_curve_path and self.state.rows:
-            curves.write_curve(job.failed_curve_path, self.state.rows, self.metadata(stopped=message))
-            message += f"; the curve so far is in {job.failed_curve_path}"
-        raise NonFiniteLossError(message)
-
-    def finish(self, curve_path: str) -> None:
-        """Write the complete curve (process 0); its checkpoints are then of no use."""
+                   f"(lr {self.lr:g}); the curve ends at step {self.state.step}, marked diverged")
         if self.dist.main_process:
-            curves.write_curve(curve_path, self.state.rows, self.metadata())
+            log.warning("%s", message)
+        return message
+
+    def finish(self, curve_path: str, stopped: str | None = None) -> list[dict]:
+        """Write the curve (process 0), diverged if ``stopped`` says why; its checkpoints are then of no use."""
+        rows = [{**row, "diverged": stopped is not None} for row in self.state.rows]
+        if self.dist.main_process:
+            curves.write_curve(curve_path, rows, self.metadata(stopped=stopped))
             remove_checkpoints(self.job.checkpoint_path)
         self.dist.barrier()
+        return rows
 
     def metadata(self, **extra) -> dict:
         job = self.job
         return {
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "kwargs": job.kwargs,
+            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "kwargs": job.kwargs,
             "num_classes": job.num_classes, "recipe": self.recipe,
             "fvcore_multiply_adds_per_image": {str(k): v for k, v in sorted(job.multiply_adds.items())},
             "measured_training_flops_per_image": {str(k): v for k, v in sorted(job.measured_flops.items())},
