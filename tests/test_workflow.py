@@ -132,6 +132,15 @@ def test_one_models_training_setting_retrains_that_model_only(finished_run, snak
         **ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
 
 
+@pytest.mark.slow
+def test_runtime_settings_retrain_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    """Data-loading workers and the evaluation batch decide how a job runs, not its curve: no rerun."""
+    def change(config):
+        config["training"].update(workers=1, eval_batch_size=75)
+
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {}
+
+
 def plan_after_editing(module_name, snakemake_bin, workflow, workdir, tmp_path):
     """Dry-run plan after appending a comment to a package module of the workflow copy (then restored)."""
     module = workflow / "src" / "algoprogress" / module_name

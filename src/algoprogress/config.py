@@ -138,6 +138,9 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if "recipe" in recipe:
             raise ConfigError(f"recipes.{name}.recipe: a recipe cannot name another recipe")
     _check_recipe(config["training"]["recipe"], recipes, "training.recipe")
+    _check_step_fractions(config["training"], "training")
+    for name, recipe in recipes.items():
+        _check_step_fractions(recipe, f"recipes.{name}")
     seen: dict[str, int] = {}
     for index, model in enumerate(config["models"]):
         prefix = f"models[{index}]"
@@ -155,6 +158,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if "num_classes" in model["kwargs"]:
             raise ConfigError(f"{prefix}.kwargs.num_classes: set by the data set, not per model")
         _validate(model["training"], training_schema, f"{prefix}.training", fill_defaults=False)
+        _check_step_fractions(model["training"], f"{prefix}.training")
         recipe = model["training"].get("recipe", config["training"]["recipe"])
         _check_recipe(recipe, recipes, f"{prefix}.training.recipe")
         resolved = {**config["training"], **(recipes[recipe] if recipe else {}), **model["training"]}
@@ -181,6 +185,13 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
     return _canonical(config)
 
 
+def _check_step_fractions(settings: dict, key: str) -> None:
+    """A schema cannot say "strictly increasing"."""
+    fractions = settings.get("step_fractions")
+    if fractions and any(a >= b for a, b in zip(fractions, fractions[1:])):
+        raise ConfigError(f"{key}.step_fractions: {fractions} is not strictly increasing")
+
+
 def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
     if name is not None and name not in recipes:
         close = difflib.get_close_matches(name, list(recipes), n=1)
@@ -188,6 +199,17 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
         raise ConfigError(f"{key}: no recipe named {name!r} in `recipes`{hint}")
 
 
+
+
+# training keys that decide how a job runs, not what it computes (see the schema's descriptions): they
+# are kept out of the train rule's params and the checkpoint fingerprint, so changing them neither
+# retrains a finished model nor discards a checkpoint
+RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "channels_last", "compile")
+
+
+def results_settings(settings: dict) -> dict:
+    """A model's training settings without the runtime keys: what determines its curve."""
+    return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS}
 
 
 # dataset keys that change what the .beton files contain (the others: how they are written or checked)

@@ -17,8 +17,9 @@ def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: d
     peak, kind = settings["lr"], settings["schedule"]
     if kind == "constant":
         return peak
-    if kind == "step":
-        return peak * 0.1 ** math.floor(step / steps_per_epoch / settings["step_epochs"])
+    if kind == "step":  # divide by 10 at each of the fractions of the budget (so short runs decay too)
+        progress = step / total_steps
+        return peak * 0.1 ** sum(progress >= fraction for fraction in settings["step_fractions"])
     # linear and cosine: warm up from 0 to the peak, then decay to 0 at the end; evaluated mid-step
     warmup = min(settings["warmup_epochs"] * steps_per_epoch, total_steps)
     if kind == "cosine":

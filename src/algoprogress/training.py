@@ -14,7 +14,7 @@ split exactly between the processes; process 0 alone writes checkpoints and the 
 
 Checkpoints: with a checkpoint path, the job saves its whole state (model, optimizer, RNG, the
 curve so far, the step, the compute so far) atomically at evaluation points (at most once per
-``checkpoint_every_seconds``) and when it receives SIGTERM (how SLURM ends a job at its time limit
+``training.checkpoint_every_seconds``) and when it receives SIGTERM (how SLURM ends a job at its time limit
 or on preemption); the previous checkpoint is kept beside it (``.prev``). A rerun resumes from the
 newest readable checkpoint: the data order of every epoch is a function of (seed, epoch), so it
 replays the same batches and, on CPU, produces the same curve, with no duplicate or missing
@@ -41,6 +41,7 @@ import numpy as np
 
 from algoprogress import curves, flops
 from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
+from algoprogress.config import results_settings
 from algoprogress.distributed import Distributed
 from algoprogress.provenance import hardware, package_versions, source_revision
 from algoprogress.schedules import evaluation_steps, learning_rate, resolution_at_epoch
@@ -67,17 +68,15 @@ class TrainingJob:
     trial: str = "base"  # which of a model's trials (settings) this is; written on every row of the curve
     threads: int = 1
     checkpoint_path: str | None = None
-    # at evaluation points, checkpoint only if this long has passed since the last one (SIGTERM always
-    # checkpoints): a large model's state is hundreds of MB, and a SIGKILL then loses at most this much
-    checkpoint_every_seconds: float = 60.0
     # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"
     # (the new checkpoint is on disk under its temporary name, not yet renamed)
     hooks: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
-        """What a checkpoint must match to be resumed: everything that determines the curve."""
-        return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs, "num_classes": self.num_classes,
-                "settings": self.settings,
+        """What a checkpoint must match to be resumed: everything that determines the curve (so not the
+        runtime settings: a job may resume with other workers or evaluation batches)."""
+        return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs,
+                "num_classes": self.num_classes, "settings": results_settings(self.settings),
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
 
     def hook(self, name: str) -> None:
@@ -109,13 +108,24 @@ def pick_device(local_rank: int = 0):
     return torch.device("cpu")
 
 
-def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None) -> dict:
+def keep_threads(threads: int) -> None:
+    """Set torch's thread count back to the job's: FFCV sets it to its worker count whenever a loader
+    starts an epoch (before the first batch), and on CPU the thread count changes the summation order,
+    hence the numbers; so that `workers` is a runtime setting only, it must not set torch's threads."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None, threads: int = 1) -> dict:
     import torch
 
     model.eval()
     total, top1, top5, loss_sum = 0, 0, 0, 0.0
     with torch.no_grad(), autocast():
         for index, (images, labels) in enumerate(loader):
+            keep_threads(threads)
             logits = model(images).float()
             loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
             k = min(5, logits.shape[1])
@@ -185,7 +195,8 @@ class TrainingRun:
         self.job, self.settings = job, job.settings
         settings = job.settings
         self.dist = Distributed.from_environment()
-        torch.set_num_threads(max(1, job.threads))
+        self.threads = max(1, job.threads)
+        torch.set_num_threads(self.threads)
         torch.manual_seed(job.seed)
         np.random.seed(job.seed)
         self.device = pick_device(self.dist.local_rank)
@@ -323,6 +334,7 @@ class TrainingRun:
 
     def loss(self, images, labels):
         """The loss of one batch at this step's learning rate (set on the optimizer here)."""
+        keep_threads(self.threads)
         self.lr = learning_rate(self.state.step, self.total_steps, self.steps_per_epoch, self.settings)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
@@ -347,7 +359,7 @@ class TrainingRun:
         state = self.state
         eval_start = time.perf_counter()
         metrics = evaluate(self.model, self.val_data, self.device, self.autocast, self.dist,
-                           on_batch=lambda: self.job.hook("evaluating"))
+                           on_batch=lambda: self.job.hook("evaluating"), threads=self.threads)
         state.eval_seconds += time.perf_counter() - eval_start
         state.eval_flops += self.eval_flops_each
         state.rows.append(self._curve_row(metrics))
@@ -377,7 +389,7 @@ class TrainingRun:
         job = self.job
         if job.checkpoint_path is None:
             return
-        if not always and time.perf_counter() - self.last_checkpoint < job.checkpoint_every_seconds:
+        if not always and time.perf_counter() - self.last_checkpoint < self.settings["checkpoint_every_seconds"]:
             return
         self.last_checkpoint = time.perf_counter()
         if self.dist.main_process:
@@ -391,10 +403,13 @@ class TrainingRun:
         self.dist.barrier()
 
     def divergence(self, loss) -> str:
-        """The message of a non-finite loss (model, seed, step, learning rate), logged as a warning."""
+        """The message of a non-finite loss (model, seed, step, learning rate), logged as a warning. The
+        model as it was before that step is evaluated, so the curve ends where training stopped."""
         job = self.job
         message = (f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {self.state.step + 1} "
                    f"(lr {self.lr:g}); the curve ends at step {self.state.step}, marked diverged")
+        if self.state.rows[-1]["step"] != self.state.step:
+            self.record_evaluation()
         if self.dist.main_process:
             log.warning("%s", message)
         return message
