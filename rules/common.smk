@@ -183,8 +183,11 @@ def training_gpus(wildcards):
 
 
 def training_settings(wildcards):
-    """A model's resolved training settings: changing them reruns that model's training only."""
-    return MODELS[wildcards.model]["resolved_training"]
+    """A model's resolved training settings but the runtime keys (workers, evaluation batch, ...):
+    changing them reruns that model's training only; a runtime key reruns nothing."""
+    from algoprogress.config import results_settings
+
+    return results_settings(MODELS[wildcards.model]["resolved_training"])
 
 
 def headline_threshold():

@@ -38,7 +38,5 @@ rule train:
         data=data_content(config["dataset"]),
         # not an output, so a failed or killed job keeps it and its rerun resumes from it
         checkpoint_file="results/checkpoints/{model}/seed{seed}.pt",
-        # the curve so far, when training stops on a non-finite loss
-        failed_curve_file="results/failed/{model}/seed{seed}.parquet",
     script:
         "../workflow/scripts/train.py"

@@ -3,6 +3,7 @@ Snakemake, a full disk, corrupt files, a diverging model. Each test names its ro
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,14 +18,8 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.training import (
-    NonFiniteLossError,
-    TrainingInterrupted,
-    TrainingJob,
-    load_checkpoint,
-    previous_checkpoint,
-    train,
-)
+from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
+from algoprogress.training import TrainingInterrupted, TrainingJob, train
 from tests.helpers import snakemake
 
 SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
@@ -40,10 +35,9 @@ def costs():
 
 def job(folder, costs, checkpoint=None, hooks=None, **overrides):
     settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
-                "eval_batch_size": 50, **overrides}
+                "eval_batch_size": 50, "checkpoint_every_seconds": 0, **overrides}
     return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", 0, str(folder / "train.beton"), str(folder / "val.beton"),
-                       10, settings, *costs, {}, threads=1, checkpoint_path=checkpoint, checkpoint_every_seconds=0,
-                       hooks=hooks or {})
+                       10, settings, *costs, {}, threads=1, checkpoint_path=checkpoint, hooks=hooks or {})
 
 
 @pytest.fixture(scope="module")
@@ -138,18 +132,23 @@ def test_checkpoint_with_code_in_it_is_not_executed(tmp_path, caplog):
     assert not marker.exists() and "unreadable checkpoint" in caplog.text
 
 
-def test_non_finite_loss_stops_with_model_step_lr_and_keeps_the_curve(mnist_betons, costs, tmp_path):
-    """Row: non-finite loss -> one line naming model, step and learning rate; the curve so far is kept."""
+def test_non_finite_loss_writes_the_curve_so_far_marked_diverged(mnist_betons, costs, tmp_path, caplog):
+    """Row: non-finite loss -> a warning naming model, step and learning rate; the curve so far is written to
+    the job's output, every row marked diverged, the message in its metadata; no exception, no checkpoint left."""
     folder, _ = mnist_betons
-    diverging = job(folder, costs, lr=1e12, schedule="constant", momentum=0.0)
-    diverging.failed_curve_path = str(tmp_path / "failed" / "curve.parquet")
-    with pytest.raises(NonFiniteLossError, match=r"tiny-shuffle seed 0: non-finite loss \S+ at step \d+ \(lr 1e\+12\); "
-                                                 r"the curve so far is in .*failed/curve.parquet"):
-        train(diverging, tmp_path / "curve.parquet")
-    assert not (tmp_path / "curve.parquet").exists()
-    kept = curves.read_curve(tmp_path / "failed" / "curve.parquet")
-    assert kept["step"].iloc[0] == 0 and len(kept) >= 1
-    assert "non-finite loss" in curves.read_curve_metadata(tmp_path / "failed" / "curve.parquet")["stopped"]
+    checkpoint = tmp_path / "job.pt"
+    diverging = job(folder, costs, checkpoint, lr=1e12, schedule="constant", momentum=0.0)
+    rows = train(diverging, tmp_path / "curve.parquet")
+    pattern = r"tiny-shuffle seed 0: non-finite loss \S+ at step \d+ \(lr 1e\+12\); the curve ends at step \d+"
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(re.match(pattern, message) for message in warnings), warnings
+    kept = curves.read_curve(tmp_path / "curve.parquet")
+    stopped = curves.read_curve_metadata(tmp_path / "curve.parquet")["stopped"]
+    assert kept["step"].iloc[0] == 0 and len(kept) == len(rows) >= 1
+    assert f"the curve ends at step {kept['step'].iloc[-1]}," in stopped
+    assert kept["diverged"].all() and (kept["trial"] == "base").all()
+    assert re.match(pattern, stopped) and stopped in warnings
+    assert not checkpoint.exists() and not previous_checkpoint(checkpoint).exists()
 
 
 # --- a full disk -------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import torchvision
 import yaml
 
 from algoprogress.architectures import TORCHVISION_CLASSIFIERS, build_model
-from algoprogress.config import resolution_at_epoch, validate_config
+from algoprogress.config import validate_config
 from algoprogress.flops import count_multiply_adds
+from algoprogress.schedules import resolution_at_epoch
 from tests.helpers import snakemake, write_image_folder
 
 IMAGENET = yaml.safe_load(open(__file__.rsplit("/tests/", 1)[0] + "/config/imagenet.yaml"))
@@ -84,8 +85,8 @@ def resolved(tmp_path):
 def test_recipes_resolve_per_model(tmp_path):
     settings = resolved(tmp_path)
     paper = settings["resnet50"]
-    assert (paper["recipe"], paper["lr"], paper["batch_size"], paper["schedule"], paper["step_epochs"],
-            paper["weight_decay"], paper["momentum"], paper["epochs"]) == ("paper_era", 0.1, 256, "step", 30, 1e-4,
+    assert (paper["recipe"], paper["lr"], paper["batch_size"], paper["schedule"], paper["step_fractions"],
+            paper["weight_decay"], paper["momentum"], paper["epochs"]) == ("paper_era", 0.1, 256, "step", [1 / 3, 2 / 3], 1e-4,
                                                                           0.9, 90)
     assert settings["alexnet"]["lr"] == settings["vgg11"]["lr"] == 0.01
     assert settings["vit_b_16"]["recipe"] == "transformer" and settings["vit_b_16"]["optimizer"] == "adamw"

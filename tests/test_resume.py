@@ -14,7 +14,7 @@ import yaml
 
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
-from algoprogress.training import load_checkpoint, save_checkpoint
+from algoprogress.checkpoints import load_checkpoint, save_checkpoint
 
 MODEL = "shufflenet_v2_x0_5"
 SAME = ["step", "epoch", "images_seen", "train_flops", "val_top1", "val_top5", "val_loss", "train_loss", "lr"]
@@ -35,8 +35,8 @@ def job_files(mnist_betons, tmp_path_factory):
     return folder, root
 
 
-def command(repo, folder, root, out, checkpoint):
-    return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"), "--config", str(root / "config.yaml"),
+def command(repo, folder, root, out, checkpoint, config=None):
+    return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"), "--config", str(config or root / "config.yaml"),
             "--model", MODEL, "--seed", "1", "--data-dir", str(folder), "--flops", str(root / "flops.json"),
             "--out", str(out), "--threads", "1", "--checkpoint", str(checkpoint), "--checkpoint-every", "0"]
 
@@ -81,6 +81,25 @@ def test_interrupted_job_resumes_to_the_same_curve(repo, job_files, uninterrupte
     assert curve["step"].is_unique
     pd.testing.assert_frame_equal(curve[SAME], uninterrupted[SAME])
     assert not checkpoint.exists()
+
+
+def test_a_checkpoint_resumes_with_other_runtime_settings(repo, job_files, uninterrupted, tmp_path):
+    """Runtime keys (data-loading workers, evaluation batch) are no part of the checkpoint's fingerprint:
+    a job interrupted with workers=1 resumes with workers=2 to the same curve."""
+    folder, root = job_files
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["training"].update(workers=1, eval_batch_size=50)
+    (tmp_path / "workers1.yaml").write_text(yaml.safe_dump(config))
+    out, checkpoint = tmp_path / "curve.parquet", tmp_path / "job.pt"
+    code, _ = interrupt_after_first_checkpoint(command(repo, folder, root, out, checkpoint, tmp_path / "workers1.yaml"),
+                                               checkpoint, signal.SIGTERM)
+    assert code != 0 and not out.exists() and checkpoint.exists()
+    interrupted_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
+
+    resumed = subprocess.run(command(repo, folder, root, out, checkpoint), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from {checkpoint} at step {interrupted_at}" in resumed.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(out)[SAME], uninterrupted[SAME])
 
 
 def load_fingerprint(path):

@@ -1,12 +1,15 @@
 import math
+import re
 
 import numpy as np
 import pytest
+import yaml
 
 from algoprogress import curves
 from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.training import TrainingJob, evaluation_steps, learning_rate, train
+from algoprogress.schedules import evaluation_steps, learning_rate
+from algoprogress.training import TrainingJob, train
 
 SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
                                        {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
@@ -30,11 +33,61 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     assert 0 < lrs[-1] < 0.05
 
 
-def test_step_schedule_divides_by_ten():
-    settings = {**SETTINGS, "schedule": "step", "lr": 0.1, "step_epochs": 2}
-    assert learning_rate(19, 100, 10, settings) == pytest.approx(0.1)
-    assert learning_rate(20, 100, 10, settings) == pytest.approx(0.01)
-    assert learning_rate(45, 100, 10, settings) == pytest.approx(0.001)
+@pytest.mark.parametrize("epochs", [9, 90])
+def test_step_schedule_divides_by_ten_at_a_third_and_two_thirds_of_any_budget(epochs):
+    """The default step_fractions: the PyTorch ImageNet example's epochs 30 and 60 of 90, scaled to the budget."""
+    settings = {**SETTINGS, "schedule": "step", "lr": 0.1}
+    steps_per_epoch = 10
+    total = epochs * steps_per_epoch
+    lrs = [learning_rate(step, total, steps_per_epoch, settings) for step in range(total)]
+    first_with = {lr: lrs.index(lr) for lr in dict.fromkeys(lrs)}  # each lr, from its first step
+    assert list(first_with) == pytest.approx([0.1, 0.01, 0.001])
+    assert list(first_with.values()) == [0, total // 3, 2 * total // 3]
+
+
+def test_step_schedule_takes_the_configured_fractions():
+    settings = {**SETTINGS, "schedule": "step", "lr": 1.0, "step_fractions": [0.5, 0.75, 0.9]}
+    assert [learning_rate(step, 100, 10, settings) for step in (49, 50, 75, 90, 99)] == pytest.approx(
+        [1.0, 0.1, 0.01, 0.001, 0.001])
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_linear_and_cosine_decay_to_zero_at_the_end_of_any_budget(schedule):
+    settings = {**SETTINGS, "schedule": schedule, "lr": 1.0, "warmup_epochs": 1}
+    for epochs in (4, 40):
+        total = epochs * 10
+        lrs = [learning_rate(step, total, 10, settings) for step in range(total)]
+        assert max(lrs) == pytest.approx(1.0, abs=0.06)
+        # zero at the end of the budget: the last step's lr (taken mid-step) is within half a step of it
+        assert 0 < lrs[-1] <= 1.0 * 0.5 / (total - 10) + 1e-12
+        assert lrs[-1] < lrs[-2] < lrs[-3]
+
+
+@pytest.mark.parametrize("fractions", [[0.6, 0.3], [0.5, 0.5]])
+def test_step_fractions_must_increase(fractions):
+    from algoprogress.config import ConfigError
+
+    raw = {"training": {"step_fractions": fractions}, "models": [{"name": "resnet18", "published": "2015-12-10"},
+                                                                  {"name": "alexnet", "published": "2012-06-01"}]}
+    with pytest.raises(ConfigError, match=r"^training\.step_fractions: .* not strictly increasing"):
+        validate_config(raw)
+
+
+def test_results_settings_drop_exactly_the_runtime_keys():
+    from algoprogress.config import RUNTIME_KEYS, SCHEMA_DIR, results_settings
+
+    training_keys = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())["$defs"]["training"]["properties"]
+    assert set(RUNTIME_KEYS) <= set(training_keys)
+    assert set(results_settings(SETTINGS)) == set(SETTINGS) - set(RUNTIME_KEYS)
+    assert all("runtime key" in training_keys[key]["description"].lower() for key in RUNTIME_KEYS)
+
+
+def test_checkpoint_fingerprint_ignores_runtime_settings(tmp_path):
+    def fingerprint(**overrides):
+        return short_job(tmp_path, **overrides).fingerprint()
+
+    assert fingerprint(workers=1, eval_batch_size=7, checkpoint_every_seconds=0) == fingerprint()
+    assert fingerprint(lr=0.01) != fingerprint() and fingerprint(gpus=2) != fingerprint()
 
 
 def short_job(folder, seed=0, **overrides):
@@ -58,11 +111,13 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
     assert (curve["train_flops_measured"] / curve["train_flops"]).iloc[1:].between(0.85, 1.05).all()
     assert np.allclose(curve["eval_flops"], 2 * job.multiply_adds[64] * 100 * np.arange(1, len(curve) + 1))
     assert (curve["recipe"] == "custom").all() and (curve["resolution"] == 64).all()
+    assert (curve["trial"] == "base").all() and not curve["diverged"].any()
     assert curve["val_top1"].between(0, 1).all() and (curve["val_top5"] >= curve["val_top1"]).all()
     assert curve["wall_seconds"].is_monotonic_increasing
     meta = curves.read_curve_metadata(tmp_path / "curve.parquet")
     assert meta["fvcore_multiply_adds_per_image"] == {"64": job.multiply_adds[64]}
     assert meta["training"]["batch_size"] == 20 and meta["versions"]["ffcv"] == "1.0.2"
+    assert meta["trial"] == "base" and meta["stopped"] is None
     assert len(meta["git_commit"]) == 40 and meta["device"] == "cpu" and meta["gpus"] == 0
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -76,19 +131,21 @@ def test_same_seed_same_curve_on_cpu(mnist_betons, tmp_path):
         assert all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in keys)
 
 
-def test_diverging_training_stops_with_model_step_and_lr(mnist_betons, tmp_path):
-    from algoprogress.training import NonFiniteLossError
-
+def test_diverging_training_writes_a_diverged_curve_with_model_step_and_lr(mnist_betons, tmp_path):
     folder, _ = mnist_betons
-    with pytest.raises(NonFiniteLossError, match=r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr "):
-        train(short_job(folder, lr=1e12, schedule="constant", momentum=0.0), tmp_path / "c.parquet")
-    assert not (tmp_path / "c.parquet").exists()
+    train(short_job(folder, lr=1e12, schedule="constant", momentum=0.0), tmp_path / "c.parquet")
+    curve = curves.read_curve(tmp_path / "c.parquet")
+    assert curve["diverged"].all() and curve["step"].iloc[0] == 0
+    stopped = curves.read_curve_metadata(tmp_path / "c.parquet")["stopped"]
+    assert re.match(r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr 1e\+12\)", stopped)
+    step = int(re.search(r"at step (\d+)", stopped).group(1))
+    assert curve["step"].iloc[-1] == step - 1  # the curve ends at the last step taken, before the non-finite one
 
 
 def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):
     """Greyscale, CMYK, PNG-in-JPEG and one corrupt file go through the writer (within its budget) and
     a short training run whose resolution grows epoch by epoch; FLOPs are counted at each resolution."""
-    from algoprogress.config import flop_resolutions
+    from algoprogress.schedules import flop_resolutions
     from algoprogress.data import prepare_dataset
     from tests.helpers import write_image_folder
 

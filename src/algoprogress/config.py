@@ -17,6 +17,8 @@ import jsonschema
 import yaml
 
 from algoprogress.architectures import KNOWN_ARCHITECTURES
+# flop_resolutions is re-exported: rules/common.smk imports it from here
+from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schema"
 
@@ -136,6 +138,9 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if "recipe" in recipe:
             raise ConfigError(f"recipes.{name}.recipe: a recipe cannot name another recipe")
     _check_recipe(config["training"]["recipe"], recipes, "training.recipe")
+    _check_step_fractions(config["training"], "training")
+    for name, recipe in recipes.items():
+        _check_step_fractions(recipe, f"recipes.{name}")
     seen: dict[str, int] = {}
     for index, model in enumerate(config["models"]):
         prefix = f"models[{index}]"
@@ -153,6 +158,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if "num_classes" in model["kwargs"]:
             raise ConfigError(f"{prefix}.kwargs.num_classes: set by the data set, not per model")
         _validate(model["training"], training_schema, f"{prefix}.training", fill_defaults=False)
+        _check_step_fractions(model["training"], f"{prefix}.training")
         recipe = model["training"].get("recipe", config["training"]["recipe"])
         _check_recipe(recipe, recipes, f"{prefix}.training.recipe")
         resolved = {**config["training"], **(recipes[recipe] if recipe else {}), **model["training"]}
@@ -225,6 +231,13 @@ def check_thresholds_for_classes(thresholds: list[dict], num_classes: int) -> No
                               "always 1.0 (met by an untrained model); use val_top1 or a data set with more classes")
 
 
+def _check_step_fractions(settings: dict, key: str) -> None:
+    """A schema cannot say "strictly increasing"."""
+    fractions = settings.get("step_fractions")
+    if fractions and any(a >= b for a, b in zip(fractions, fractions[1:])):
+        raise ConfigError(f"{key}.step_fractions: {fractions} is not strictly increasing")
+
+
 def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
     if name is not None and name not in recipes:
         close = difflib.get_close_matches(name, list(recipes), n=1)
@@ -232,11 +245,17 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
         raise ConfigError(f"{key}: no recipe named {name!r} in `recipes`{hint}")
 
 
-def training_resolutions(settings: dict) -> list[int]:
-    """The training resolution of each epoch (0-based) that the settings train, in order."""
-    import math
 
-    return [resolution_at_epoch(epoch, settings) for epoch in range(max(1, math.ceil(settings["epochs"])))]
+
+# training keys that decide how a job runs, not what it computes (see the schema's descriptions): they
+# are kept out of the train rule's params and the checkpoint fingerprint, so changing them neither
+# retrains a finished model nor discards a checkpoint
+RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "channels_last", "compile")
+
+
+def results_settings(settings: dict) -> dict:
+    """A model's training settings without the runtime keys: what determines its curve."""
+    return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS}
 
 
 # dataset keys that change what the .beton files contain (the others: how they are written or checked)
@@ -250,23 +269,8 @@ def data_content(dataset: dict) -> dict:
     return {key: dataset[key] for key in DATA_CONTENT_KEYS}
 
 
-def flop_resolutions(settings: dict) -> list[int]:
-    """Every resolution a model is trained or evaluated at: FLOPs are counted at each."""
-    return sorted(set(training_resolutions(settings)) | {settings["eval_resolution"]})
 
 
-def resolution_at_epoch(epoch: int, settings: dict) -> int:
-    """FFCV's ImageNet example's progressive resizing: linear between the ramp's ends, multiples of 32."""
-    ramp = settings["progressive_resizing"]
-    if ramp is None:
-        return settings["resolution"]
-    if epoch <= ramp["start_epoch"]:
-        return ramp["start_resolution"]
-    if epoch >= ramp["end_epoch"]:
-        return ramp["end_resolution"]
-    share = (epoch - ramp["start_epoch"]) / (ramp["end_epoch"] - ramp["start_epoch"])
-    side = ramp["start_resolution"] + share * (ramp["end_resolution"] - ramp["start_resolution"])
-    return int(round(side / 32)) * 32
 
 
 def _resolve_resolutions(settings: dict, dataset: dict, model: dict, prefix: str) -> dict:

@@ -24,6 +24,7 @@ CURVE_COLUMNS = {
     "model": ("string", "model name (config `models[].name`)"),
     "arch": ("string", "torchvision constructor"),
     "seed": ("int64", "training seed"),
+    "trial": ("string", "name of the trial (one model's run with its own settings); `base` by default"),
     "step": ("int64", "optimisation steps taken before this evaluation"),
     "epoch": ("float64", "passes over the training split (step / steps per epoch)"),
     "images_seen": ("int64", "training images processed (step x batch size)"),
@@ -41,6 +42,7 @@ CURVE_COLUMNS = {
     "lr": ("float64", "learning rate of the last step before the evaluation"),
     "wall_seconds": ("float64", "seconds since training started, evaluations included"),
     "eval_seconds": ("float64", "cumulative seconds spent evaluating"),
+    "diverged": ("bool", "training stopped on a non-finite loss after this curve's last row (every row says so)"),
 }
 
 

@@ -75,7 +75,7 @@ def _torchrun(job: TrainingJob, curve_path: str, processes: int) -> None:
 
 def main(argv=None) -> None:
     from algoprogress.cli import log_to
-    from algoprogress.training import NonFiniteLossError, TrainingInterrupted
+    from algoprogress.training import TrainingInterrupted
 
     parser = argparse.ArgumentParser(description="one torchrun worker of a training job")
     parser.add_argument("--job", required=True)
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     job = job_from_json(json.loads(Path(args.job).read_text()))
     try:
         train(job, args.out)
-    except (NonFiniteLossError, TrainingInterrupted) as error:
+    except TrainingInterrupted as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -14,76 +14,43 @@ split exactly between the processes; process 0 alone writes checkpoints and the 
 
 Checkpoints: with a checkpoint path, the job saves its whole state (model, optimizer, RNG, the
 curve so far, the step, the compute so far) atomically at evaluation points (at most once per
-``checkpoint_every_seconds``) and when it receives SIGTERM (how SLURM ends a job at its time limit
+``training.checkpoint_every_seconds``) and when it receives SIGTERM (how SLURM ends a job at its time limit
 or on preemption); the previous checkpoint is kept beside it (``.prev``). A rerun resumes from the
 newest readable checkpoint: the data order of every epoch is a function of (seed, epoch), so it
 replays the same batches and, on CPU, produces the same curve, with no duplicate or missing
 evaluation. A checkpoint made with other settings, or one that cannot be read (torn, corrupt), is
 reported by path and not used.
+
+``train`` reads on one screen; the steps it is made of are methods of ``TrainingRun``, the run's
+position is a ``RunState``. Elsewhere: the schedules (``schedules``), the checkpoint file
+(``checkpoints``), the torchrun process group (``distributed``), the metadata's versions and hardware
+(``provenance``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import math
-import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from algoprogress import curves, flops
-from algoprogress.config import resolution_at_epoch
-from algoprogress.fileio import atomic_path
+from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
+from algoprogress.config import results_settings
+from algoprogress.distributed import Distributed
+from algoprogress.provenance import hardware, package_versions, source_revision
+from algoprogress.schedules import evaluation_steps, learning_rate, resolution_at_epoch
 
 log = logging.getLogger(__name__)
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-class NonFiniteLossError(RuntimeError):
-    pass
 
 
 class TrainingInterrupted(RuntimeError):
     """SIGTERM arrived: the state was checkpointed and the job should exit so that a retry resumes."""
-
-
-def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: dict) -> float:
-    """Learning rate of optimisation step ``step`` (0-based), for the configured schedule."""
-    peak, kind = settings["lr"], settings["schedule"]
-    if kind == "constant":
-        return peak
-    if kind == "step":
-        return peak * 0.1 ** math.floor(step / steps_per_epoch / settings["step_epochs"])
-    # linear and cosine: warm up from 0 to the peak, then decay to 0 at the end; evaluated mid-step
-    warmup = min(settings["warmup_epochs"] * steps_per_epoch, total_steps)
-    if kind == "cosine":
-        if step + 0.5 < warmup:
-            return peak * (step + 0.5) / warmup
-        progress = (step + 0.5 - warmup) / max(total_steps - warmup, 1)
-        return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    if warmup > 0:
-        return float(np.interp(step + 0.5, [0, warmup, total_steps], [0.0, peak, 0.0]))
-    return float(np.interp(step + 0.5, [0, total_steps], [peak, 0.0]))
-
-
-def evaluation_steps(steps_per_epoch: int, total_steps: int, evals_per_epoch: int, first_eval_step: int) -> list[int]:
-    """Steps after which the model is evaluated: 0, log-spaced early points, a regular grid, the end."""
-    points = {0, total_steps}
-    every = steps_per_epoch / evals_per_epoch
-    points.update(min(total_steps, round(k * every)) for k in range(1, math.ceil(total_steps / every) + 1))
-    step = first_eval_step
-    while 0 < step < total_steps:
-        points.add(step)
-        step *= 2
-    return sorted(points)
 
 
 @dataclass
@@ -98,21 +65,18 @@ class TrainingJob:
     multiply_adds: dict[int, int]  # fvcore forward multiply-adds per image, by resolution
     measured_flops: dict[int, float]  # FlopCounterMode training FLOPs per image, by resolution
     kwargs: dict
+    trial: str = "base"  # which of a model's trials (settings) this is; written on every row of the curve
     threads: int = 1
     checkpoint_path: str | None = None
-    # at evaluation points, checkpoint only if this long has passed since the last one (SIGTERM always
-    # checkpoints): a large model's state is hundreds of MB, and a SIGKILL then loses at most this much
-    checkpoint_every_seconds: float = 60.0
-    # where the curve so far goes when training stops on a non-finite loss (not the job's output)
-    failed_curve_path: str | None = None
     # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"
     # (the new checkpoint is on disk under its temporary name, not yet renamed)
     hooks: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
-        """What a checkpoint must match to be resumed: everything that determines the curve."""
-        return {"arch": self.arch, "seed": self.seed, "kwargs": self.kwargs, "num_classes": self.num_classes,
-                "settings": self.settings,
+        """What a checkpoint must match to be resumed: everything that determines the curve (so not the
+        runtime settings: a job may resume with other workers or evaluation batches)."""
+        return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs,
+                "num_classes": self.num_classes, "settings": results_settings(self.settings),
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
 
     def hook(self, name: str) -> None:
@@ -120,91 +84,19 @@ class TrainingJob:
             self.hooks[name]()
 
 
-def state_digest(value, digest=None) -> str:
-    """SHA-256 over a checkpoint's contents (tensors by their bytes): torch.load does not notice a
-    flipped byte inside tensor data, so a checkpoint carries this and is checked against it."""
-    import hashlib
+@dataclass
+class RunState:
+    """Where a run is: saved in every checkpoint (beside the model, optimizer and RNG) and resumed from."""
 
-    import torch
-
-    top = digest is None
-    digest = digest or hashlib.sha256()
-    if isinstance(value, dict):
-        for key in sorted(value, key=str):
-            digest.update(f"<{key!r}>".encode())
-            state_digest(value[key], digest)
-    elif isinstance(value, (list, tuple)):
-        digest.update(f"[{len(value)}".encode())
-        for item in value:
-            state_digest(item, digest)
-    elif isinstance(value, torch.Tensor):
-        flat = value.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{flat.dtype}{tuple(value.shape)}".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    else:
-        digest.update(repr(value).encode())
-    return digest.hexdigest() if top else ""
-
-
-def previous_checkpoint(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name + ".prev")
-
-
-def save_checkpoint(path: str | Path, state: dict, on_written=None) -> None:
-    """Write atomically; the checkpoint it replaces is kept as ``<path>.prev``."""
-    import torch
-
-    path = Path(path)
-    state = {**state, "digest": state_digest(state)}
-    with atomic_path(path) as temporary:
-        torch.save(state, temporary)
-        if on_written is not None:
-            on_written()
-        if path.exists():
-            os.replace(path, previous_checkpoint(path))
-
-
-def _read_checkpoint(path: Path, fingerprint: dict) -> dict | None:
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a torn or corrupt file: any unpickling error means "not usable"
-        log.warning("%s: unreadable checkpoint (%s: %s); not used", path, type(error).__name__,
-                    str(error).splitlines()[0][:200] if str(error) else "")
-        return None
-    if not isinstance(state, dict) or "digest" not in state:
-        log.warning("%s: not a checkpoint of this tool; not used", path)
-        return None
-    saved = state.pop("digest")
-    if state_digest(state) != saved:
-        log.warning("%s: corrupt checkpoint (content hash differs from the one saved with it); not used", path)
-        return None
-    if state.get("fingerprint") != fingerprint:
-        log.warning("%s: checkpoint of other settings; not used", path)
-        return None
-    return state
-
-
-def load_checkpoint(path: str | Path | None, fingerprint: dict) -> dict | None:
-    """The newest readable checkpoint of the same job (``path``, else ``path.prev``), or None."""
-    if path is None:
-        return None
-    for stale in Path(path).parent.glob(f".{Path(path).name}.partial-*"):  # left by a job killed mid-write
-        stale.unlink(missing_ok=True)
-    for candidate in (Path(path), previous_checkpoint(path)):
-        if candidate.exists():
-            state = _read_checkpoint(candidate, fingerprint)
-            if state is not None:
-                return state
-    return None
-
-
-def remove_checkpoints(path: str | Path | None) -> None:
-    if path is not None:
-        for candidate in (Path(path), previous_checkpoint(path)):
-            candidate.unlink(missing_ok=True)
+    step: int = 0  # optimisation steps taken
+    train_flops: float = 0.0  # by the paper's convention (algoprogress.flops)
+    train_flops_measured: float = 0.0  # by FlopCounterMode
+    eval_flops: float = 0.0
+    eval_seconds: float = 0.0
+    wall_seconds: float = 0.0  # up to the last checkpoint; the live clock is TrainingRun.wall_seconds()
+    loss_since_eval: float = 0.0
+    steps_since_eval: int = 0
+    rows: list[dict] = field(default_factory=list)  # the curve so far, one row per evaluation
 
 
 def pick_device(local_rank: int = 0):
@@ -216,57 +108,24 @@ def pick_device(local_rank: int = 0):
     return torch.device("cpu")
 
 
-@dataclass
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
+def keep_threads(threads: int) -> None:
+    """Set torch's thread count back to the job's: FFCV sets it to its worker count whenever a loader
+    starts an epoch (before the first batch), and on CPU the thread count changes the summation order,
+    hence the numbers; so that `workers` is a runtime setting only, it must not set torch's threads."""
+    import torch
 
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-    @classmethod
-    def from_environment(cls) -> Distributed:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size == 1:
-            return cls()
-        import torch
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return cls(dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-
-    def sum(self, values, device) -> list[float]:
-        if not self.active:
-            return list(values)
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-        dist.all_reduce(tensor)
-        return tensor.tolist()
-
-    def any(self, flags, device) -> list[bool]:
-        return [total > 0 for total in self.sum([float(bool(f)) for f in flags], device)]
-
-    def barrier(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.barrier()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
-def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None) -> dict:
+def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None, threads: int = 1) -> dict:
     import torch
 
     model.eval()
     total, top1, top5, loss_sum = 0, 0, 0, 0.0
     with torch.no_grad(), autocast():
         for index, (images, labels) in enumerate(loader):
+            keep_threads(threads)
             logits = model(images).float()
             loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
             k = min(5, logits.shape[1])
@@ -281,235 +140,300 @@ def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None) 
     return {"val_top1": top1 / total, "val_top5": top5 / total, "val_loss": loss_sum / total}
 
 
-def package_versions() -> dict:
-    import importlib.metadata as md
-
-    names = ("torch", "torchvision", "ffcv", "fvcore", "numpy", "numba", "pandas", "pyarrow")
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def source_revision() -> dict:
-    """The git commit of the workflow's code, and whether it had uncommitted changes."""
-    try:
-        commit = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPOSITORY), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit, "git_dirty": dirty}
-
-
-def hardware(device, dist: Distributed) -> dict:
-    import torch
-
-    if device.type == "cuda":
-        return {"device": "cuda", "gpu_model": torch.cuda.get_device_name(device), "gpus": dist.world_size,
-                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
-    return {"device": "cpu", "cpu": platform.processor() or platform.machine(), "gpus": 0,
-            "processes": dist.world_size}
-
-
 def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]:
-    """Train, evaluate on schedule, and write the curve atomically at ``curve_path``."""
+    """Train, evaluate on schedule, and write the curve atomically at ``curve_path``.
+
+    A non-finite loss is an outcome, not a failure: the curve up to it is written with ``diverged``
+    set (a retry would diverge again), and the analysis counts it as not reaching the threshold.
+    """
     import torch
-    from tqdm import tqdm
 
-    from algoprogress.architectures import build_model
-    from algoprogress.loaders import train_loader, val_loader
+    run = TrainingRun(job)
+    state = run.state
+    stopped = None
+    with _sigterm_recorded() as terminated, run.progress_bar(progress_stream):
+        if not state.rows:
+            run.record_evaluation()
+            run.checkpoint(always=False)
+        for images, labels in run.batches():
+            loss = run.loss(images, labels)
+            stop, diverged = run.dist.any([terminated, not torch.isfinite(loss)], run.device)
+            if diverged:
+                stopped = run.divergence(loss)
+                break
+            run.optimise(loss)
+            if state.step in run.eval_at:
+                run.record_evaluation()
+                stop = run.dist.any([terminated], run.device)[0]  # a SIGTERM during the evaluation counts now
+                run.checkpoint(always=stop)
+            elif stop:
+                run.checkpoint()
+            if stop:
+                raise TrainingInterrupted(
+                    f"{job.model_name} seed {job.seed}: SIGTERM at step {state.step}; checkpointed to "
+                    f"{job.checkpoint_path}, a rerun resumes there")
+    return run.finish(curve_path, stopped)
 
-    settings = job.settings
-    dist = Distributed.from_environment()
-    main_process = dist.rank == 0
-    torch.set_num_threads(max(1, job.threads))
-    torch.manual_seed(job.seed)
-    np.random.seed(job.seed)
-    device = pick_device(dist.local_rank)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    bf16 = cuda and settings["precision"] == "bf16"
 
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+@contextlib.contextmanager
+def _sigterm_recorded():
+    """A list that receives SIGTERM instead of the default handler (which would end the process)."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
-    batch_per_process = settings["batch_size"] // dist.world_size
-    train_data, decoder = train_loader(
-        job.train_beton, batch_per_process, resolution_at_epoch(0, settings), settings["workers"], job.seed,
-        device, settings["random_resized_crop"], settings["flip"], distributed=dist.active,
-        crop_min_scale=settings["crop_min_scale"],
-    )
-    val_images = _image_count(job.val_beton)
-    val_data = val_loader(job.val_beton, settings["eval_batch_size"], settings["eval_resolution"],
-                          settings["workers"], device, settings["eval_crop_ratio"],
-                          indices=np.arange(dist.rank, val_images, dist.world_size) if dist.active else None)
-    steps_per_epoch = len(train_data)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{job.train_beton}: fewer training images than one batch of {settings['batch_size']}")
-    total_steps = max(1, round(settings["epochs"] * steps_per_epoch))
-    eval_at = evaluation_steps(steps_per_epoch, total_steps, settings["evals_per_epoch"], settings["first_eval_step"])
-    eval_flops_each = flops.FLOP_PER_MULTIPLY_ADD * job.multiply_adds[settings["eval_resolution"]] * val_images
 
-    core = build_model(job.arch, job.num_classes, job.kwargs).to(device)
-    if cuda and settings["channels_last"]:
-        core = core.to(memory_format=torch.channels_last)
-    decay, no_decay = [], []
-    for parameter in core.parameters():
-        (no_decay if parameter.ndim <= 1 and not settings["weight_decay_norm_and_bias"] else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": settings["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    if settings["optimizer"] == "adamw":
-        optimizer = torch.optim.AdamW(groups, lr=settings["lr"], betas=(settings["momentum"], 0.999))
-    else:
-        optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"],
-                                    nesterov=settings["nesterov"] and settings["momentum"] > 0)
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
+class TrainingRun:
+    """One job's model, optimizer, data and ``RunState``, with the steps ``train`` is made of."""
 
-    rows: list[dict] = []
-    state = {"step": 0, "eval_seconds": 0.0, "wall_seconds": 0.0, "loss_since_eval": 0.0, "steps_since_eval": 0,
-             "train_flops": 0.0, "train_flops_measured": 0.0, "eval_flops": 0.0}
-    fingerprint = job.fingerprint()
-    resumed = load_checkpoint(job.checkpoint_path, fingerprint)
-    if resumed is not None:
-        core.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        torch.set_rng_state(resumed["torch_rng"])
-        rows = resumed["rows"]
-        state.update({key: resumed[key] for key in state})
-        log.info("resumed from %s at step %d (%d evaluations)", job.checkpoint_path, state["step"], len(rows))
-    dist.barrier()  # every process has read the checkpoint before process 0 may replace it
+    def __init__(self, job: TrainingJob):
+        import torch
 
-    model = core
-    if dist.active:
-        model = torch.nn.parallel.DistributedDataParallel(core, device_ids=[dist.local_rank] if cuda else None)
-    if cuda and settings["compile"]:
-        model = torch.compile(model)
+        self.job, self.settings = job, job.settings
+        settings = job.settings
+        self.dist = Distributed.from_environment()
+        self.threads = max(1, job.threads)
+        torch.set_num_threads(self.threads)
+        torch.manual_seed(job.seed)
+        np.random.seed(job.seed)
+        self.device = pick_device(self.dist.local_rank)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.bf16 = cuda and settings["precision"] == "bf16"
+        self.recipe = settings["recipe"] or "custom"
 
-    step = state["step"]
-    started = time.perf_counter() - state["wall_seconds"]
-    lr = learning_rate(max(step - 1, 0), total_steps, steps_per_epoch, settings)
-    resolution = resolution_at_epoch(max(step - 1, 0) // steps_per_epoch, settings)
-    last_checkpoint = time.perf_counter()
-    recipe = settings["recipe"] or "custom"
+        self._open_data()
+        self.core = self._build_model()
+        self.optimizer = self._build_optimizer()
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
+        self.fingerprint = job.fingerprint()
+        self.state = RunState()
+        self.resumed = self._resume()
+        self.dist.barrier()  # every process has read the checkpoint before process 0 may replace it
+        self.model = self.core
+        if self.dist.active:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.core, device_ids=[self.dist.local_rank] if cuda else None)
+        if cuda and settings["compile"]:
+            self.model = torch.compile(self.model)
 
-    def snapshot() -> dict:
-        return {"fingerprint": fingerprint, "model": core.state_dict(), "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(), "rows": rows,
-                **state, "step": step, "wall_seconds": time.perf_counter() - started}
+        # the learning rate and resolution of the last step taken (what the next evaluation row reports)
+        last = max(self.state.step - 1, 0)
+        self.lr = learning_rate(last, self.total_steps, self.steps_per_epoch, settings)
+        self.resolution = resolution_at_epoch(last // self.steps_per_epoch, settings)
+        self.started = time.perf_counter() - self.state.wall_seconds
+        self.last_checkpoint = time.perf_counter()
+        self.bar = None
 
-    def checkpoint(always: bool = True) -> None:
-        nonlocal last_checkpoint
-        if job.checkpoint_path is None:
-            return
-        if not always and time.perf_counter() - last_checkpoint < job.checkpoint_every_seconds:
-            return
-        last_checkpoint = time.perf_counter()
-        if main_process:
-            save_checkpoint(job.checkpoint_path, snapshot(), on_written=lambda: job.hook("checkpoint-written"))
-        dist.barrier()
+    # --- setup ------------------------------------------------------------------------------------
+    def _open_data(self) -> None:
+        from algoprogress.loaders import train_loader, val_loader
 
-    def record() -> None:
+        job, settings, dist = self.job, self.settings, self.dist
+        self.train_data, self.decoder = train_loader(
+            job.train_beton, settings["batch_size"] // dist.world_size, resolution_at_epoch(0, settings),
+            settings["workers"], job.seed, self.device, settings["random_resized_crop"], settings["flip"],
+            distributed=dist.active, crop_min_scale=settings["crop_min_scale"],
+        )
+        val_images = _image_count(job.val_beton)
+        self.val_data = val_loader(
+            job.val_beton, settings["eval_batch_size"], settings["eval_resolution"], settings["workers"],
+            self.device, settings["eval_crop_ratio"],
+            indices=np.arange(dist.rank, val_images, dist.world_size) if dist.active else None)
+        self.steps_per_epoch = len(self.train_data)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{job.train_beton}: fewer training images than one batch of {settings['batch_size']}")
+        self.total_steps = max(1, round(settings["epochs"] * self.steps_per_epoch))
+        self.eval_at = set(evaluation_steps(self.steps_per_epoch, self.total_steps, settings["evals_per_epoch"],
+                                            settings["first_eval_step"]))
+        self.eval_flops_each = (flops.FLOP_PER_MULTIPLY_ADD * job.multiply_adds[settings["eval_resolution"]]
+                                * val_images)
+
+    def _build_model(self):
+        import torch
+
+        from algoprogress.architectures import build_model
+
+        core = build_model(self.job.arch, self.job.num_classes, self.job.kwargs).to(self.device)
+        if self.device.type == "cuda" and self.settings["channels_last"]:
+            core = core.to(memory_format=torch.channels_last)
+        return core
+
+    def _build_optimizer(self):
+        """SGD or AdamW; weight decay on biases and norm parameters only if the recipe asks for it."""
+        import torch
+
+        settings = self.settings
+        decay, no_decay = [], []
+        for parameter in self.core.parameters():
+            exempt = parameter.ndim <= 1 and not settings["weight_decay_norm_and_bias"]
+            (no_decay if exempt else decay).append(parameter)
+        groups = [{"params": decay, "weight_decay": settings["weight_decay"]},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if settings["optimizer"] == "adamw":
+            return torch.optim.AdamW(groups, lr=settings["lr"], betas=(settings["momentum"], 0.999))
+        return torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"],
+                               nesterov=settings["nesterov"] and settings["momentum"] > 0)
+
+    def _resume(self) -> bool:
+        import torch
+
+        saved = load_checkpoint(self.job.checkpoint_path, self.fingerprint)
+        if saved is None:
+            return False
+        self.core.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.state = RunState(**{f.name: saved[f.name] for f in dataclasses.fields(RunState)})
+        log.info("resumed from %s at step %d (%d evaluations)", self.job.checkpoint_path, self.state.step,
+                 len(self.state.rows))
+        return True
+
+    @contextlib.contextmanager
+    def progress_bar(self, stream=None):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total_steps, initial=self.state.step,
+                        desc=f"{self.job.model_name} seed {self.job.seed}", file=stream or sys.stderr,
+                        mininterval=2.0, ascii=True, unit="step", disable=not self.dist.main_process)
+        try:
+            yield self.bar
+        finally:
+            self.bar.close()
+
+    # --- the loop's steps -------------------------------------------------------------------------
+    def autocast(self):
+        import torch
+
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def batches(self):
+        """The batches still to train on, epoch by epoch from the current step, until the budget is spent.
+        A resumed run replays its epoch's order and skips the batches it had trained on."""
+        epoch, skip = divmod(self.state.step, self.steps_per_epoch)
+        while self.state.step < self.total_steps:
+            self.resolution = resolution_at_epoch(epoch, self.settings)
+            self.decoder.output_size = (self.resolution, self.resolution)  # progressive resizing, as in FFCV
+            self.train_data.next_epoch = epoch  # FFCV's order of an epoch depends on (seed, epoch) only
+            for index, batch in enumerate(self.train_data):
+                if index < skip:
+                    continue
+                yield batch
+                if self.state.step >= self.total_steps:
+                    return
+            epoch, skip = epoch + 1, 0
+
+    def loss(self, images, labels):
+        """The loss of one batch at this step's learning rate (set on the optimizer here)."""
+        keep_threads(self.threads)
+        self.lr = learning_rate(self.state.step, self.total_steps, self.steps_per_epoch, self.settings)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with self.autocast():
+            return self.criterion(self.model(images), labels)
+
+    def optimise(self, loss) -> None:
+        """One optimisation step, and the compute it cost."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        state, batch = self.state, self.settings["batch_size"]
+        state.step += 1
+        state.train_flops += flops.TRAINING_FLOP_PER_MULTIPLY_ADD * self.job.multiply_adds[self.resolution] * batch
+        state.train_flops_measured += self.job.measured_flops[self.resolution] * batch
+        state.loss_since_eval += loss.item()
+        state.steps_since_eval += 1
+        self.bar.update(1)
+
+    def record_evaluation(self) -> None:
+        """Evaluate on the validation split and append the curve's row for the current step."""
+        state = self.state
         eval_start = time.perf_counter()
-        metrics = evaluate(model, val_data, device, autocast, dist, on_batch=lambda: job.hook("evaluating"))
-        state["eval_seconds"] += time.perf_counter() - eval_start
-        state["eval_flops"] += eval_flops_each
-        rows.append({
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "step": step,
-            "epoch": step / steps_per_epoch, "images_seen": step * settings["batch_size"],
-            "recipe": recipe, "resolution": resolution,
-            "train_flops": state["train_flops"], "train_pfs_days": flops.to_petaflop_s_days(state["train_flops"]),
-            "train_flops_measured": state["train_flops_measured"],
-            "train_pfs_days_measured": flops.to_petaflop_s_days(state["train_flops_measured"]),
-            "eval_flops": state["eval_flops"],
-            **metrics,
-            "train_loss": state["loss_since_eval"] / state["steps_since_eval"] if state["steps_since_eval"]
-            else float("nan"),
-            "lr": lr, "wall_seconds": time.perf_counter() - started, "eval_seconds": state["eval_seconds"],
-        })
-        state["loss_since_eval"], state["steps_since_eval"] = 0.0, 0
-        bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
+        metrics = evaluate(self.model, self.val_data, self.device, self.autocast, self.dist,
+                           on_batch=lambda: self.job.hook("evaluating"), threads=self.threads)
+        state.eval_seconds += time.perf_counter() - eval_start
+        state.eval_flops += self.eval_flops_each
+        state.rows.append(self._curve_row(metrics))
+        state.loss_since_eval, state.steps_since_eval = 0.0, 0
+        self.bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
 
-    def metadata(**extra) -> dict:
+    def _curve_row(self, metrics: dict) -> dict:
+        """One row of the curve but ``diverged`` (known at the end; ``finish`` adds it): its columns are
+        curves.CURVE_COLUMNS, which curves.as_curve checks when the curve is written."""
+        job, state = self.job, self.state
         return {
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "kwargs": job.kwargs,
-            "num_classes": job.num_classes, "recipe": recipe,
-            "fvcore_multiply_adds_per_image": {str(k): v for k, v in sorted(job.multiply_adds.items())},
-            "measured_training_flops_per_image": {str(k): v for k, v in sorted(job.measured_flops.items())},
-            "flop_convention": flops.CONVENTION, "training": settings, "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps, "threads": job.threads, **hardware(device, dist),
-            "versions": package_versions(), **source_revision(), "resumed": resumed is not None, **extra,
+            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "recipe": self.recipe,
+            "step": state.step, "epoch": state.step / self.steps_per_epoch,
+            "images_seen": state.step * self.settings["batch_size"], "resolution": self.resolution,
+            "train_flops": state.train_flops, "train_pfs_days": flops.to_petaflop_s_days(state.train_flops),
+            "train_flops_measured": state.train_flops_measured,
+            "train_pfs_days_measured": flops.to_petaflop_s_days(state.train_flops_measured),
+            "eval_flops": state.eval_flops,
+            **metrics,
+            "train_loss": state.loss_since_eval / state.steps_since_eval if state.steps_since_eval else float("nan"),
+            "lr": self.lr, "wall_seconds": self.wall_seconds(), "eval_seconds": state.eval_seconds,
         }
 
-    terminated: list[int] = []
-    previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
-    bar = tqdm(total=total_steps, initial=step, desc=f"{job.model_name} seed {job.seed}",
-               file=progress_stream or sys.stderr, mininterval=2.0, ascii=True, unit="step",
-               disable=not main_process)
-    try:
-        if not rows:
-            record()
-            checkpoint(always=False)
-        model.train()
-        epoch, skip = divmod(step, steps_per_epoch)
-        while step < total_steps:
-            resolution = resolution_at_epoch(epoch, settings)
-            decoder.output_size = (resolution, resolution)  # progressive resizing, as in FFCV's example
-            train_data.next_epoch = epoch  # FFCV's order of an epoch depends on (seed, epoch) only
-            for index, (images, labels) in enumerate(train_data):
-                if index < skip:  # already trained on before the checkpoint
-                    continue
-                lr = learning_rate(step, total_steps, steps_per_epoch, settings)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with autocast():
-                    loss = criterion(model(images), labels)
-                stop, diverged = dist.any([terminated, not torch.isfinite(loss)], device)
-                if diverged:
-                    message = (f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {step + 1} "
-                               f"(lr {lr:g})")
-                    if main_process and job.failed_curve_path and rows:
-                        curves.write_curve(job.failed_curve_path, rows, metadata(stopped=message))
-                        message += f"; the curve so far is in {job.failed_curve_path}"
-                    raise NonFiniteLossError(message)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                state["train_flops"] += (flops.TRAINING_FLOP_PER_MULTIPLY_ADD * job.multiply_adds[resolution]
-                                         * settings["batch_size"])
-                state["train_flops_measured"] += job.measured_flops[resolution] * settings["batch_size"]
-                state["loss_since_eval"] += loss.item()
-                state["steps_since_eval"] += 1
-                bar.update(1)
-                if step in eval_at:
-                    record()
-                    stop = dist.any([terminated], device)[0]  # a SIGTERM during the evaluation counts now
-                    checkpoint(always=stop)
-                elif stop:
-                    checkpoint()
-                if stop:
-                    raise TrainingInterrupted(
-                        f"{job.model_name} seed {job.seed}: SIGTERM at step {step}; checkpointed to "
-                        f"{job.checkpoint_path}, a rerun resumes there")
-                if step >= total_steps:
-                    break
-            epoch, skip = epoch + 1, 0
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        bar.close()
+    def checkpoint(self, always: bool = True) -> None:
+        """Save the run (process 0); at evaluation points (``always=False``) at most once per
+        ``checkpoint_every_seconds``."""
+        job = self.job
+        if job.checkpoint_path is None:
+            return
+        if not always and time.perf_counter() - self.last_checkpoint < self.settings["checkpoint_every_seconds"]:
+            return
+        self.last_checkpoint = time.perf_counter()
+        if self.dist.main_process:
+            import torch
 
-    if main_process:
-        curves.write_curve(curve_path, rows, metadata())
-        remove_checkpoints(job.checkpoint_path)  # the curve is complete: nothing to resume
-    dist.barrier()
-    return rows
+            self.state.wall_seconds = self.wall_seconds()
+            snapshot = {"fingerprint": self.fingerprint, "model": self.core.state_dict(),
+                        "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        **dataclasses.asdict(self.state)}
+            save_checkpoint(job.checkpoint_path, snapshot, on_written=lambda: job.hook("checkpoint-written"))
+        self.dist.barrier()
+
+    def divergence(self, loss) -> str:
+        """The message of a non-finite loss (model, seed, step, learning rate), logged as a warning. The
+        model as it was before that step is evaluated, so the curve ends where training stopped."""
+        job = self.job
+        message = (f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {self.state.step + 1} "
+                   f"(lr {self.lr:g}); the curve ends at step {self.state.step}, marked diverged")
+        if self.state.rows[-1]["step"] != self.state.step:
+            self.record_evaluation()
+        if self.dist.main_process:
+            log.warning("%s", message)
+        return message
+
+    def finish(self, curve_path: str, stopped: str | None = None) -> list[dict]:
+        """Write the curve (process 0), diverged if ``stopped`` says why; its checkpoints are then of no use."""
+        rows = [{**row, "diverged": stopped is not None} for row in self.state.rows]
+        if self.dist.main_process:
+            curves.write_curve(curve_path, rows, self.metadata(stopped=stopped))
+            remove_checkpoints(self.job.checkpoint_path)
+        self.dist.barrier()
+        return rows
+
+    def metadata(self, **extra) -> dict:
+        job = self.job
+        return {
+            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "kwargs": job.kwargs,
+            "num_classes": job.num_classes, "recipe": self.recipe,
+            "fvcore_multiply_adds_per_image": {str(k): v for k, v in sorted(job.multiply_adds.items())},
+            "measured_training_flops_per_image": {str(k): v for k, v in sorted(job.measured_flops.items())},
+            "flop_convention": flops.CONVENTION, "training": self.settings, "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps, "threads": job.threads, **hardware(self.device, self.dist),
+            "versions": package_versions(), **source_revision(), "resumed": self.resumed, **extra,
+        }
 
 
 def _image_count(beton: str) -> int:

@@ -7,7 +7,8 @@ Snakemake rule `train`; also a CLI:
 The job claims its GPUs (training.gpus of them; one process per GPU under torchrun when more than
 one), checks the .beton files against the manifest's hashes (run by Snakemake, a damaged file is
 rewritten before training: the same images and split), resumes from its checkpoint if one exists,
-and checkpoints on SIGTERM.
+and checkpoints on SIGTERM. A model that diverges (non-finite loss) is a result, not a failure: its
+curve up to that point is written, marked `diverged`, and the job succeeds.
 """
 
 import argparse
@@ -17,16 +18,17 @@ import sys
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import flop_resolutions, model_table
+from algoprogress.config import model_table
 from algoprogress.data import DataError, repair_data, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import per_image_costs
 from algoprogress.launch import TrainingFailed, run_training
-from algoprogress.training import NonFiniteLossError, TrainingInterrupted, TrainingJob
+from algoprogress.schedules import flop_resolutions
+from algoprogress.training import TrainingInterrupted, TrainingJob
 
 
 def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json, out, threads, checkpoint=None,
-        failed_curve=None, checkpoint_every=60.0, verify=True, dataset=None):
+        verify=True, dataset=None):
     try:
         if verify and dataset is not None:
             repair_data(dataset, {"train": train_beton, "val": val_beton}, manifest, threads)
@@ -41,10 +43,9 @@ def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json
             val_beton=str(val_beton), num_classes=spec["num_classes"], settings=settings,
             multiply_adds=multiply_adds, measured_flops=measured, kwargs=spec["kwargs"],
             threads=max(1, threads // settings["gpus"]), checkpoint_path=checkpoint,
-            checkpoint_every_seconds=checkpoint_every, failed_curve_path=failed_curve,
         )
         run_training(job, out, processes=settings["gpus"])
-    except (DataError, NonFiniteLossError, TrainingInterrupted, TrainingFailed) as error:
+    except (DataError, TrainingInterrupted, TrainingFailed) as error:
         fail(str(error))
     except OSError as error:  # e.g. no space left: the curve is written whole or not at all
         fail(f"{error.filename or out}: {error.strerror or error}; no curve was written")
@@ -61,9 +62,9 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="Parquet curve to write")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", help="checkpoint file: saved at evaluations and on SIGTERM, resumed from")
-    parser.add_argument("--checkpoint-every", type=float, default=60.0,
-                        help="seconds between checkpoints at evaluation points (default 60; SIGTERM always saves)")
-    parser.add_argument("--failed-curve", help="where the curve so far goes if training stops on a non-finite loss")
+    parser.add_argument("--checkpoint-every", type=float,
+                        help="seconds between checkpoints at evaluation points (default: the config's "
+                             "training.checkpoint_every_seconds; SIGTERM always saves)")
     parser.add_argument("--no-verify", action="store_true", help="skip the .beton hash check")
     args = parser.parse_args(argv)
     log_to(None)
@@ -75,18 +76,22 @@ def main(argv=None):
     data = pathlib.Path(args.data_dir)
     manifest = data / "manifest.json"
     spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": read_json(manifest)["num_classes"]}
-    run(args.model, args.seed, spec, model["resolved_training"], data / "train.beton", data / "val.beton", manifest,
-        args.flops, args.out, args.threads, args.checkpoint, args.failed_curve, args.checkpoint_every,
-        not args.no_verify)
+    settings = dict(model["resolved_training"])
+    if args.checkpoint_every is not None:
+        settings["checkpoint_every_seconds"] = args.checkpoint_every
+    run(args.model, args.seed, spec, settings, data / "train.beton", data / "val.beton", manifest, args.flops,
+        args.out, args.threads, args.checkpoint, not args.no_verify)
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, snakemake.params.training,
+        # params.training holds the results settings only (what reruns the job when it changes); the job
+        # runs with the model's full settings, runtime keys included, from the validated config
+        settings = model_table(snakemake.config)[snakemake.wildcards.model]["resolved_training"]
+        run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, settings,
             snakemake.input.train, snakemake.input.val, snakemake.input.manifest, snakemake.input.flops,
             snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
-            snakemake.params.failed_curve_file, verify=snakemake.config["dataset"]["verify_hash"],
-            dataset=snakemake.config["dataset"])
+            verify=snakemake.config["dataset"]["verify_hash"], dataset=snakemake.config["dataset"])
     else:
         main()

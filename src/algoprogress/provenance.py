@@ -1,0 +1,46 @@
+"""How a curve was made, for its metadata: package versions, the code's git revision, the hardware."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+from algoprogress.distributed import Distributed
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def package_versions() -> dict:
+    import importlib.metadata as md
+
+    names = ("torch", "torchvision", "ffcv", "fvcore", "numpy", "numba", "pandas", "pyarrow")
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def source_revision() -> dict:
+    """The git commit of the workflow's code, and whether it had uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPOSITORY), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def hardware(device, dist: Distributed) -> dict:
+    import torch
+
+    if device.type == "cuda":
+        return {"device": "cuda", "gpu_model": torch.cuda.get_device_name(device), "gpus": dist.world_size,
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    return {"device": "cpu", "cpu": platform.processor() or platform.machine(), "gpus": 0,
+            "processes": dist.world_size}

@@ -1,0 +1,68 @@
+"""What changes during a training run, as functions of the settings: the learning rate of each step,
+the steps after which the model is evaluated, and the training resolution of each epoch.
+
+Torch-free (the Snakefile calls the resolution functions while it parses, to know at which
+resolutions FLOPs must be counted).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: dict) -> float:
+    """Learning rate of optimisation step ``step`` (0-based), for the configured schedule."""
+    peak, kind = settings["lr"], settings["schedule"]
+    if kind == "constant":
+        return peak
+    if kind == "step":  # divide by 10 at each of the fractions of the budget (so short runs decay too)
+        progress = step / total_steps
+        return peak * 0.1 ** sum(progress >= fraction for fraction in settings["step_fractions"])
+    # linear and cosine: warm up from 0 to the peak, then decay to 0 at the end; evaluated mid-step
+    warmup = min(settings["warmup_epochs"] * steps_per_epoch, total_steps)
+    if kind == "cosine":
+        if step + 0.5 < warmup:
+            return peak * (step + 0.5) / warmup
+        progress = (step + 0.5 - warmup) / max(total_steps - warmup, 1)
+        return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if warmup > 0:
+        return float(np.interp(step + 0.5, [0, warmup, total_steps], [0.0, peak, 0.0]))
+    return float(np.interp(step + 0.5, [0, total_steps], [peak, 0.0]))
+
+
+def evaluation_steps(steps_per_epoch: int, total_steps: int, evals_per_epoch: int, first_eval_step: int) -> list[int]:
+    """Steps after which the model is evaluated: 0, log-spaced early points, a regular grid, the end."""
+    points = {0, total_steps}
+    every = steps_per_epoch / evals_per_epoch
+    points.update(min(total_steps, round(k * every)) for k in range(1, math.ceil(total_steps / every) + 1))
+    step = first_eval_step
+    while 0 < step < total_steps:
+        points.add(step)
+        step *= 2
+    return sorted(points)
+
+
+def resolution_at_epoch(epoch: int, settings: dict) -> int:
+    """FFCV's ImageNet example's progressive resizing: linear between the ramp's ends, multiples of 32."""
+    ramp = settings["progressive_resizing"]
+    if ramp is None:
+        return settings["resolution"]
+    if epoch <= ramp["start_epoch"]:
+        return ramp["start_resolution"]
+    if epoch >= ramp["end_epoch"]:
+        return ramp["end_resolution"]
+    share = (epoch - ramp["start_epoch"]) / (ramp["end_epoch"] - ramp["start_epoch"])
+    side = ramp["start_resolution"] + share * (ramp["end_resolution"] - ramp["start_resolution"])
+    return int(round(side / 32)) * 32
+
+
+def training_resolutions(settings: dict) -> list[int]:
+    """The training resolution of each epoch (0-based) that the settings train, in order."""
+    return [resolution_at_epoch(epoch, settings) for epoch in range(max(1, math.ceil(settings["epochs"])))]
+
+
+def flop_resolutions(settings: dict) -> list[int]:
+    """Every resolution a model is trained or evaluated at: FLOPs are counted at each."""
+    return sorted(set(training_resolutions(settings)) | {settings["eval_resolution"]})
