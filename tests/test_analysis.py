@@ -176,3 +176,15 @@ def test_threshold_sweep_figure_with_unbounded_intervals(tmp_path):
     threshold_sweep_figure(pd.read_csv(tmp_path / "s.csv"), THRESHOLD, "t", tmp_path / "s.png")
     threshold_sweep_figure(sweep.iloc[0:0], THRESHOLD, "t", tmp_path / "empty.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "empty.png").exists()
+
+
+def test_figures_of_a_curve_with_only_its_step_zero_evaluation(tmp_path):
+    """A model that diverges on its first step leaves a curve with no compute to draw on a log axis."""
+    from algoprogress.plots import learning_curves_figure, model_curve_figure
+
+    curve = pd.DataFrame({"model": "m", "trial": "base", "seed": 0, "step": [0], "train_flops": [0.0],
+                          "val_top1": [0.1], "diverged": True})
+    crossings = pd.DataFrame({"threshold_name": ["t"], "reached": [True], "train_flops": [0.0]})
+    model_curve_figure(curve, crossings, THRESHOLD, tmp_path / "m.png")
+    learning_curves_figure(curve, "val_top1", 0.5, tmp_path / "all.png")
+    assert (tmp_path / "m.png").exists() and (tmp_path / "all.png").exists()

@@ -170,6 +170,14 @@ def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, pu
     _save(fig, path)
 
 
+def _log_x_if_positive(ax, flops: pd.Series) -> None:
+    """Log compute axis; a curve with no evaluation past step 0 (diverged at once) has nothing to place on it."""
+    if (pd.to_numeric(flops, errors="coerce") > 0).any():
+        ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "no evaluation after step 0", transform=ax.transAxes, ha="center")
+
+
 def learning_curves_figure(curves: pd.DataFrame, metric: str, threshold: float, path: str | Path) -> None:
     """Every curve: metric against cumulative training compute, with the threshold line."""
     plt = _pyplot()
@@ -180,7 +188,7 @@ def learning_curves_figure(curves: pd.DataFrame, metric: str, threshold: float, 
         label = f"{model} (seed {seed})" if trial == DEFAULT_TRIAL else f"{model} {trial} (seed {seed})"
         ax.plot(curve["train_flops"], curve[metric], marker=".", lw=1, label=label)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {metric} >= {threshold:g}")
-    ax.set_xscale("log")
+    _log_x_if_positive(ax, curves["train_flops"])
     ax.set_xlabel("cumulative training FLOP")
     ax.set_ylabel(metric)
     ax.grid(True, which="both", alpha=0.3)
@@ -201,11 +209,12 @@ def model_curve_figure(curves: pd.DataFrame, crossings: pd.DataFrame, thresholds
     for threshold in thresholds:
         ax.axhline(threshold["value"], color="black", ls="--", lw=0.8)
         ax.text(ax.get_xlim()[0], threshold["value"], f" {threshold['name']}", va="bottom", fontsize=7)
-        rows = crossings.loc[(crossings["threshold_name"] == threshold["name"]) & crossings["reached"]]
+        rows = crossings.loc[(crossings["threshold_name"] == threshold["name"]) & crossings["reached"]
+                             & (crossings["train_flops"] > 0)]
         ax.scatter(rows["train_flops"], np.full(len(rows), threshold["value"]), marker="x", s=60, color="tab:red",
                    zorder=4)
     model = curves["model"].iloc[0] if len(curves) else ""
-    ax.set_xscale("log")
+    _log_x_if_positive(ax, curves["train_flops"])
     ax.set_xlabel("cumulative training FLOP")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{model}: crossings marked x", fontsize=10)
