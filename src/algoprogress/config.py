@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from algoprogress import sweeps
 from algoprogress.architectures import KNOWN_ARCHITECTURES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schema"
@@ -119,12 +120,15 @@ def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
 def validate_config(raw: dict, today: dt.date | None = None) -> dict:
     """Validate ``raw`` (as read from YAML), fill defaults, and resolve each model's settings.
 
-    Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name)
-    and ``resolved_training``: the global training settings with its own overrides applied.
+    Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name),
+    ``resolved_training``: the global training settings with its own overrides applied (no grid
+    values), and its sweep (algoprogress.sweeps): ``sweep``, the merged grid, and ``trials``.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"<config>: expected a mapping at the top level, got {type(raw).__name__}")
     config = _dates_to_strings(copy.deepcopy(raw))
+    # the global keys the user set (the others get defaults), for the scalar-versus-grid check
+    global_keys = set(config["training"]) if isinstance(config.get("training"), dict) else set()
     schema = _load_schema("config.schema.yaml")
     model_schema = _load_schema("model.schema.yaml")
     _validate(config, schema, "", fill_defaults=True)
@@ -137,6 +141,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
             raise ConfigError(f"recipes.{name}.recipe: a recipe cannot name another recipe")
     _check_recipe(config["training"]["recipe"], recipes, "training.recipe")
     seen: dict[str, int] = {}
+    unresolved: dict[str, dict] = {}
     for index, model in enumerate(config["models"]):
         prefix = f"models[{index}]"
         _validate(model, model_schema, prefix, fill_defaults=True)
@@ -156,7 +161,14 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         recipe = model["training"].get("recipe", config["training"]["recipe"])
         _check_recipe(recipe, recipes, f"{prefix}.training.recipe")
         resolved = {**config["training"], **(recipes[recipe] if recipe else {}), **model["training"]}
+        resolved.pop("sweep")
+        unresolved[name] = resolved
         model["resolved_training"] = _resolve_resolutions(resolved, config["dataset"], model, prefix)
+        levels = [("training", {k: config["training"][k] for k in global_keys}, config["training"]),
+                  *([(f"recipes.{recipe}", recipes[recipe], recipes[recipe])] if recipe else []),
+                  (f"{prefix}.training", model["training"], model["training"])]
+        model["sweep"] = _merged_grid(levels, training_schema["properties"])
+    _add_trials(config, unresolved)
 
     names = [threshold["name"] for threshold in config["thresholds"]]
     for index, name in enumerate(names):
@@ -177,6 +189,35 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
             if dataset[key] and not Path(dataset[key]).is_dir():
                 raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
     return _canonical(config)
+
+
+def _merged_grid(levels: list[tuple[str, dict, dict]], properties: dict) -> dict:
+    """A model's grid from the `sweep:` of each level (where, settings set there, block); see sweeps."""
+    def check_value(value, schema, key):
+        _validate(value, schema, key, fill_defaults=False)
+
+    try:
+        for where, _, block in levels:
+            sweeps.check_grid(block.get("sweep", {}), properties, where, check_value)
+        return sweeps.merged_grid([(where, {k: v for k, v in scalars.items() if k != "sweep"}, block.get("sweep", {}))
+                                   for where, scalars, block in levels])
+    except sweeps.SweepError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _add_trials(config: dict, unresolved: dict[str, dict]) -> None:
+    """Each model's trials, each with its resolved settings, once the whole plan is known to fit."""
+    try:
+        sweeps.check_plan_size(config["models"], config["max_training_jobs"])
+        for index, model in enumerate(config["models"]):
+            prefix = f"models[{index}]"
+            model["trials"] = sweeps.trial_values(model["sweep"], prefix, model["name"])
+            for trial in model["trials"]:
+                # from the settings before resolutions were filled: a null one follows the trial's own
+                settings = {**unresolved[model["name"]], **trial["values"]}
+                trial["training"] = _resolve_resolutions(settings, config["dataset"], model, prefix)
+    except sweeps.SweepError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
