@@ -57,15 +57,25 @@ SEEDS = sorted(
 
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
+    trial="|".join(
+        sorted({re.escape(t["name"]) for m in MODELS.values() for t in m["trials"]})
+    ),
     seed=r"\d+",
+    resolution=r"\d+",
+
+
+def trial_curve_paths(name):
+    """A model's curves: each trial, each seed, is its own training job and curve file."""
+    model = MODELS[name]
+    return [
+        f"results/curves/{name}/{trial['name']}/seed{seed}.parquet"
+        for trial in model["trials"]
+        for seed in model["resolved_training"]["seeds"]
+    ]
 
 
 def curve_paths():
-    return [
-        f"results/curves/{name}/seed{seed}.parquet"
-        for name, model in MODELS.items()
-        for seed in model["resolved_training"]["seeds"]
-    ]
+    return [path for name in MODELS for path in trial_curve_paths(name)]
 
 
 def dry_run():
@@ -123,8 +133,18 @@ if workflow.is_main_process:
 
 
 def model_curve_paths(wildcards):
-    seeds = MODELS[wildcards.model]["resolved_training"]["seeds"]
-    return [f"results/curves/{wildcards.model}/seed{seed}.parquet" for seed in seeds]
+    return trial_curve_paths(wildcards.model)
+
+
+def sweep_plan():
+    """Per model, its grid and its trials' grid values: {model: {"grid": ..., "trials": {name: values}}}."""
+    return {
+        name: {
+            "grid": model["sweep"],
+            "trials": {trial["name"]: trial["values"] for trial in model["trials"]},
+        }
+        for name, model in MODELS.items()
+    }
 
 
 def published_table():
@@ -157,14 +177,42 @@ def get_final_output():
 
 
 def model_spec(wildcards):
-    """What determines a model's FLOP counts: architecture, constructor arguments, input shapes."""
+    """The network a model trains: architecture, constructor arguments, class count."""
     model = MODELS[wildcards.model]
     return {
         "arch": model["arch"],
         "kwargs": model["kwargs"],
-        "resolutions": flop_resolutions(model["resolved_training"]),
         "num_classes": NUM_CLASSES,
     }
+
+
+def model_arch(wildcards):
+    return MODELS[wildcards.model]["arch"]
+
+
+def model_kwargs(wildcards):
+    return MODELS[wildcards.model]["kwargs"]
+
+
+def flop_resolution(wildcards):
+    return int(wildcards.resolution)
+
+
+def trial_settings(wildcards):
+    """A trial's resolved training settings: changing them reruns that trial's training only."""
+    trials = MODELS[wildcards.model]["trials"]
+    return next(
+        trial["training"] for trial in trials if trial["name"] == wildcards.trial
+    )
+
+
+def trial_flop_paths(wildcards):
+    """The FLOP counts a trial needs, one file per resolution: a trial that adds a resolution
+    (progressive resizing) leaves the other trials' inputs as they were."""
+    return [
+        f"results/flops/{wildcards.model}/{resolution}px.json"
+        for resolution in flop_resolutions(trial_settings(wildcards))
+    ]
 
 
 def training_threads(wildcards):

@@ -24,16 +24,16 @@ def test_end_to_end_outputs(finished_run, repo):
     results = finished_run / "results"
 
     for name in names:
-        path = results / "curves" / name / "seed0.parquet"
+        path = results / "curves" / name / "base" / "seed0.parquet"
         curve = curves.read_curve(path)
         assert list(curve.columns) == list(curves.CURVE_COLUMNS)
         assert curve["step"].is_monotonic_increasing and curve["step"].iloc[0] == 0
-        counted = json.loads((results / "flops" / f"{name}.json").read_text())["by_resolution"]["64"][
+        counted = json.loads((results / "flops" / name / "64px.json").read_text())["by_resolution"]["64"][
             "multiply_adds_per_image"]
         assert curve["train_flops"].tolist() == pytest.approx(
             (TRAINING_FLOP_PER_MULTIPLY_ADD * counted * curve["images_seen"]).tolist())
         assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
-        assert (finished_run / "logs" / "train" / name / "seed0.log").read_text().count("step") > 0
+        assert (finished_run / "logs" / "train" / name / "base" / "seed0.log").read_text().count("step") > 0
 
     threshold_names = [t["name"] for t in config["thresholds"]]
     thresholds = pd.read_csv(results / "thresholds.csv")
@@ -165,10 +165,10 @@ def test_failing_job_leaves_no_partial_output_and_spares_other_models(snakemake_
     result = snakemake(snakemake_bin, repo, workdir, "--keep-going", configfile=configfile)
     assert result.returncode != 0
     bad, good = config["models"][1]["name"], config["models"][0]["name"]
-    assert "non-finite loss" in (workdir / "logs" / "train" / bad / "seed0.log").read_text()
-    assert not (workdir / "results" / "curves" / bad / "seed0.parquet").exists()
+    assert "non-finite loss" in (workdir / "logs" / "train" / bad / "base" / "seed0.log").read_text()
+    assert not (workdir / "results" / "curves" / bad / "base" / "seed0.parquet").exists()
     assert not list((workdir / "results").rglob("*partial*"))
-    assert (workdir / "results" / "curves" / good / "seed0.parquet").exists()
+    assert (workdir / "results" / "curves" / good / "base" / "seed0.parquet").exists()
     assert not (workdir / "results" / "thresholds.csv").exists()
 
 

@@ -98,6 +98,7 @@ class TrainingJob:
     multiply_adds: dict[int, int]  # fvcore forward multiply-adds per image, by resolution
     measured_flops: dict[int, float]  # FlopCounterMode training FLOPs per image, by resolution
     kwargs: dict
+    trial: str = "base"  # the trial of the model's sweep (algoprogress.sweeps)
     threads: int = 1
     checkpoint_path: str | None = None
     # at evaluation points, checkpoint only if this long has passed since the last one (SIGTERM always
