@@ -117,12 +117,14 @@ def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
     return date
 
 
-def validate_config(raw: dict, today: dt.date | None = None) -> dict:
+def validate_config(raw: dict, today: dt.date | None = None, check_paths: bool = True) -> dict:
     """Validate ``raw`` (as read from YAML), fill defaults, and resolve each model's settings.
 
     Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name),
     ``resolved_training``: the global training settings with its own overrides applied (no grid
     values), and its sweep (algoprogress.sweeps): ``sweep``, the merged grid, and ``trials``.
+    ``check_paths=False`` skips the check that the image folders exist (the bill of a config
+    planned on another machine).
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"<config>: expected a mapping at the top level, got {type(raw).__name__}")
@@ -186,7 +188,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if not dataset["train_path"]:
             raise ConfigError("dataset.train_path: required when dataset.source is 'imagefolder'")
         for key in ("train_path", "val_path"):
-            if dataset[key] and not Path(dataset[key]).is_dir():
+            if check_paths and dataset[key] and not Path(dataset[key]).is_dir():
                 raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
     return _canonical(config)
 
@@ -289,7 +291,7 @@ def _resolve_resolutions(settings: dict, dataset: dict, model: dict, prefix: str
     return settings
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path, check_paths: bool = True) -> dict:
     """Read a YAML config file and validate it (see ``validate_config``)."""
     path = Path(path)
     try:
@@ -301,7 +303,7 @@ def load_config(path: str | Path) -> dict:
         line = getattr(getattr(error, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
-    return validate_config(raw or {})
+    return validate_config(raw or {}, check_paths=check_paths)
 
 
 def model_table(config: dict) -> dict[str, dict]:
