@@ -2,11 +2,16 @@
 
 import copy
 import datetime as dt
+import re
+import shutil
 
 import pytest
+import yaml
 
 from algoprogress.config import ConfigError, validate_config
 from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
+from tests.helpers import snakemake
+from tests.test_workflow import planned_jobs
 
 MODELS = [
     {"name": "alexnet", "published": "2012-06-01"},
@@ -198,3 +203,120 @@ def test_key_order_of_a_grid_does_not_matter():
     backward = validated(model_training={"sweep": {"epochs": [2, 1], "lr": [0.2, 0.1]}})
     assert repr(resnet(forward)["trials"]) == repr(resnet(backward)["trials"])
     assert resnet(forward)["sweep"] == resnet(backward)["sweep"]
+
+
+# The workflow: each trial is a training job of its own (dry runs wherever possible).
+
+def tiny_with(repo, tmp_path, change, name="sweep.yaml"):
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    change(config)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train_jobs(output: str) -> set[tuple[str, str, str]]:
+    """(model, trial, seed) of each planned train job."""
+    return set(re.findall(r"rule train:.*?wildcards: model=([^,]+), trial=([^,]+), seed=(\d+)", output, re.DOTALL))
+
+
+def test_a_sweep_plans_one_training_job_per_trial_and_seed(repo, snakemake_bin, tmp_path):
+    def change(config):
+        config["training"]["seeds"] = [0, 1]
+        config["models"][1]["training"] = {"sweep": {"lr": [0.05, 0.02], "epochs": [1, 2]}}
+
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", configfile=tiny_with(repo, tmp_path, change))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    trials = ["epochs1-lr0.02", "epochs1-lr0.05", "epochs2-lr0.02", "epochs2-lr0.05"]
+    assert train_jobs(output) == {("resnet18", "base", "0"), ("resnet18", "base", "1"),
+                                  *(("mobilenet_v2", trial, seed) for trial in trials for seed in "01")}
+    assert planned_jobs(output)["count_flops"] == 2  # one resolution per model, shared by its trials
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def test_a_plan_above_the_limit_stops_before_any_job(repo, snakemake_bin, tmp_path):
+    def change(config):
+        config["max_training_jobs"] = 3
+        config["models"][1]["training"] = {"sweep": {"lr": [0.05, 0.02, 0.01]}}
+
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", configfile=tiny_with(repo, tmp_path, change))
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode != 0 and lines[-1].startswith("config error: max_training_jobs: the plan has 4 training")
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def sweep_grids(config):
+    """The finished sweep: resnet18 has two trials by budget, mobilenet_v2 one by resolution."""
+    config["models"][0]["training"] = {"sweep": {"epochs": [0.25, 0.5]}}
+    config["models"][1]["training"] = {"epochs": 0.25, "sweep": {"resolution": [64]}}
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory):
+    """The finished tiny run (its data reused) with the sweep's trials trained too (analysis not run:
+    the dry runs below are about which training jobs a change plans)."""
+    workdir = tmp_path_factory.mktemp("sweep") / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    configfile = tiny_with(workflow_copy, workdir.parent, sweep_grids)
+    result = snakemake(snakemake_bin, workflow_copy, workdir, "--until", "train", configfile=configfile)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert train_jobs(result.stdout + result.stderr) == {("resnet18", "epochs0.25", "0"),
+                                                         ("resnet18", "epochs0.5", "0"),
+                                                         ("mobilenet_v2", "resolution64", "0")}
+    return workdir
+
+
+def plan_sweep_change(snakemake_bin, workflow, workdir, tmp_path, change):
+    def changed(config):
+        sweep_grids(config)
+        change(config)
+
+    result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=tiny_with(workflow, tmp_path, changed))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    return planned_jobs(output), train_jobs(output)
+
+
+@pytest.mark.slow
+def test_finished_sweep_trains_nothing_more(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, lambda config: None)
+    assert not trained and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_adding_a_trial_trains_only_that_trial(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][0]["training"]["sweep"]["epochs"].append(0.75)
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("resnet18", "epochs0.75", "0")} and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_adding_a_seed_trains_only_the_new_seed(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][1]["training"]["seeds"] = [0, 1]
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("mobilenet_v2", "resolution64", "1")} and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_removing_a_trial_reruns_only_the_analysis(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][0]["training"]["sweep"]["epochs"] = [0.5]
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert not trained and "count_flops" not in jobs and jobs["thresholds"] == 1
+
+
+@pytest.mark.slow
+def test_a_trial_with_a_new_resolution_counts_it_and_retrains_no_other_trial(
+        finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][1]["training"]["sweep"]["resolution"].append(96)
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("mobilenet_v2", "resolution96", "0")} and jobs["count_flops"] == 1
+    assert not (finished_sweep / "results" / "flops" / "mobilenet_v2" / "96px.json").exists()
