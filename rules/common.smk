@@ -199,11 +199,12 @@ def flop_resolution(wildcards):
 
 
 def trial_settings(wildcards):
-    """A trial's resolved training settings: changing them reruns that trial's training only."""
+    """A trial's resolved training settings: changing them reruns that trial's training only. The
+    seed list is left out: each job has its own seed, and adding one must not rerun the others.
+    """
     trials = MODELS[wildcards.model]["trials"]
-    return next(
-        trial["training"] for trial in trials if trial["name"] == wildcards.trial
-    )
+    settings = next(t["training"] for t in trials if t["name"] == wildcards.trial)
+    return {key: value for key, value in settings.items() if key != "seeds"}
 
 
 def trial_flop_paths(wildcards):
