@@ -12,6 +12,7 @@ from algoprogress.config import (
     data_content,
     flop_resolutions,
     publication_dates,
+    results_settings,
     sweep_plan,
     validate_config,
 )
@@ -61,15 +62,25 @@ SEEDS = sorted(
 
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
+    trial="|".join(
+        sorted({re.escape(t["name"]) for m in MODELS.values() for t in m["trials"]})
+    ),
     seed=r"\d+",
+    resolution=r"\d+",
+
+
+def trial_curve_paths(name):
+    """A model's curves: each trial, each seed, is its own training job and curve file."""
+    model = MODELS[name]
+    return [
+        f"results/curves/{name}/{trial['name']}/seed{seed}.parquet"
+        for trial in model["trials"]
+        for seed in model["resolved_training"]["seeds"]
+    ]
 
 
 def curve_paths():
-    return [
-        f"results/curves/{name}/seed{seed}.parquet"
-        for name, model in MODELS.items()
-        for seed in model["resolved_training"]["seeds"]
-    ]
+    return [path for name in MODELS for path in trial_curve_paths(name)]
 
 
 def dry_run():
@@ -127,8 +138,7 @@ if workflow.is_main_process:
 
 
 def model_curve_paths(wildcards):
-    seeds = MODELS[wildcards.model]["resolved_training"]["seeds"]
-    return [f"results/curves/{wildcards.model}/seed{seed}.parquet" for seed in seeds]
+    return trial_curve_paths(wildcards.model)
 
 
 def published_table():
@@ -163,14 +173,48 @@ def get_final_output():
 
 
 def model_spec(wildcards):
-    """What determines a model's FLOP counts: architecture, constructor arguments, input shapes."""
+    """The network a model trains: architecture, constructor arguments, class count."""
     model = MODELS[wildcards.model]
     return {
         "arch": model["arch"],
         "kwargs": model["kwargs"],
-        "resolutions": flop_resolutions(model["resolved_training"]),
         "num_classes": NUM_CLASSES,
     }
+
+
+def model_arch(wildcards):
+    return MODELS[wildcards.model]["arch"]
+
+
+def model_kwargs(wildcards):
+    return MODELS[wildcards.model]["kwargs"]
+
+
+def flop_resolution(wildcards):
+    return int(wildcards.resolution)
+
+
+def trial_settings(wildcards):
+    """A trial's resolved training settings but the runtime keys (workers, evaluation batch, ...) and
+    the seed list: changing them reruns that trial's training only; a runtime key reruns nothing, and
+    adding a seed does not rerun the others.
+    """
+    trials = MODELS[wildcards.model]["trials"]
+    settings = next(t["training"] for t in trials if t["name"] == wildcards.trial)
+    return {
+        key: value
+        for key, value in results_settings(settings).items()
+        if key != "seeds"
+    }
+
+
+def trial_flop_paths(wildcards):
+    """The FLOP counts a trial needs, one file per resolution: a trial that adds a resolution
+    (progressive resizing) leaves the other trials' inputs as they were."""
+    return [
+        f"results/flops/{wildcards.model}/{resolution}px.json"
+        for resolution in flop_resolutions(trial_settings(wildcards))
+    ]
 
 
 def training_threads(wildcards):
@@ -180,14 +224,6 @@ def training_threads(wildcards):
 
 def training_gpus(wildcards):
     return MODELS[wildcards.model]["resolved_training"]["gpus"]
-
-
-def training_settings(wildcards):
-    """A model's resolved training settings but the runtime keys (workers, evaluation batch, ...):
-    changing them reruns that model's training only; a runtime key reruns nothing."""
-    from algoprogress.config import results_settings
-
-    return results_settings(MODELS[wildcards.model]["resolved_training"])
 
 
 def headline_threshold():

@@ -1,14 +1,17 @@
 rule count_flops:
     output:
-        "results/flops/{model}.json",
+        "results/flops/{model}/{resolution}px.json",
     log:
-        "logs/count_flops/{model}.log",
+        "logs/count_flops/{model}/{resolution}px.log",
     benchmark:
-        "results/benchmarks/count_flops/{model}.tsv"
+        "results/benchmarks/count_flops/{model}/{resolution}px.tsv"
     conda:
         "../envs/training.yaml"
     params:
-        spec=model_spec,
+        arch=model_arch,
+        kwargs=model_kwargs,
+        num_classes=NUM_CLASSES,
+        resolution=flop_resolution,
     script:
         "../workflow/scripts/count_flops.py"
 
@@ -20,13 +23,13 @@ rule train:
         train=ancient(rules.prepare_data.output.train),
         val=ancient(rules.prepare_data.output.val),
         manifest=ancient(rules.prepare_data.output.manifest),
-        flops=rules.count_flops.output[0],
+        flops=trial_flop_paths,
     output:
-        curve="results/curves/{model}/seed{seed}.parquet",
+        curve="results/curves/{model}/{trial}/seed{seed}.parquet",
     log:
-        "logs/train/{model}/seed{seed}.log",
+        "logs/train/{model}/{trial}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{model}/seed{seed}.tsv"
+        "results/benchmarks/train/{model}/{trial}/seed{seed}.tsv"
     conda:
         "../envs/training.yaml"
     threads: training_threads
@@ -34,9 +37,9 @@ rule train:
         gpu=training_gpus,
     params:
         spec=model_spec,
-        training=training_settings,
+        training=trial_settings,
         data=data_content(config["dataset"]),
         # not an output, so a failed or killed job keeps it and its rerun resumes from it
-        checkpoint_file="results/checkpoints/{model}/seed{seed}.pt",
+        checkpoint_file="results/checkpoints/{model}/{trial}/seed{seed}.pt",
     script:
         "../workflow/scripts/train.py"

@@ -224,3 +224,18 @@ def test_a_window_by_model_names_and_dates_is_accepted():
     config = validate_config(minimal(analysis={"windows": [{"name": "paper", "start": "alexnet", "end": "2019-12-31"}],
                                                "headline": {"window": "paper", "set": "all"}}))
     assert config["analysis"]["headline"]["window"] == "paper"
+
+
+def test_the_bill_may_skip_the_image_folder_check(tmp_path):
+    """The bill prices a config planned for another machine: its image folders need not exist here."""
+    dataset = {"source": "imagefolder", "train_path": str(tmp_path / "missing")}
+    config = validate_config(minimal(dataset=dataset), check_paths=False)
+    assert config["dataset"]["train_path"] == dataset["train_path"]
+    with pytest.raises(ConfigError, match="dataset.train_path: required"):
+        validate_config(minimal(dataset={"source": "imagefolder"}), check_paths=False)
+
+
+def test_every_model_gets_its_trials_and_the_plan_limit_defaults_to_1000():
+    config = validate_config(minimal())
+    assert config["max_training_jobs"] == 1000
+    assert [[t["name"] for t in m["trials"]] for m in config["models"]] == [["base"], ["base"]]

@@ -234,9 +234,9 @@ def test_corrupt_beton_and_curve_are_regenerated_not_used(snakemake_bin, workflo
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
     results = workdir / "results"
-    kept = results / "curves" / "mobilenet_v2" / "seed0.parquet"
+    kept = results / "curves" / "mobilenet_v2" / "base" / "seed0.parquet"
     kept_digest = digest(kept)
-    damaged_curve = results / "curves" / "resnet18" / "seed0.parquet"
+    damaged_curve = results / "curves" / "resnet18" / "base" / "seed0.parquet"
     damaged_curve.write_bytes(damaged_curve.read_bytes()[:-100])  # torn
     beton = results / "data" / "val.beton"
     data = bytearray(beton.read_bytes())
@@ -246,11 +246,12 @@ def test_corrupt_beton_and_curve_are_regenerated_not_used(snakemake_bin, workflo
     run = snakemake(snakemake_bin, workflow_copy, workdir)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert "resnet18/seed0.parquet: unreadable curve" in output and "this run retrains it" in output
-    log = (workdir / "logs" / "train" / "resnet18" / "seed0.log").read_text()
+    assert "resnet18/base/seed0.parquet: unreadable curve" in output and "this run retrains it" in output
+    log = (workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log").read_text()
     assert "val.beton: corrupt or truncated (its SHA-256 differs from the manifest's)" in log
     assert (results / "data" / "val.beton.corrupt").exists()
-    assert "wildcards: model=resnet18, seed=0" in output and "wildcards: model=mobilenet_v2, seed=0" not in output
+    assert "wildcards: model=resnet18, trial=base, seed=0" in output
+    assert "wildcards: model=mobilenet_v2, trial=base, seed=0" not in output
     assert "rule prepare_data" not in output  # the data were rewritten by the training job, not a rerun
     assert digest(kept) == kept_digest
     assert curves.read_curve(damaged_curve)["step"].iloc[0] == 0
@@ -283,7 +284,7 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its running job, as when the machine is lost
     first.wait(timeout=60)
-    finished = {path: digest(path) for path in curve_dir.glob("*/seed0.parquet")}
+    finished = {path: digest(path) for path in curve_dir.glob("*/base/seed0.parquet")}
     assert len(finished) == 1
 
     locked = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -291,7 +292,7 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     assert subprocess.run([*command, "--unlock"], capture_output=True, timeout=300).returncode == 0
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    done_model = next(iter(finished)).parent.name
-    assert f"wildcards: model={done_model}, seed=0" not in rerun.stdout + rerun.stderr
+    done_model = next(iter(finished)).parent.parent.name
+    assert f"wildcards: model={done_model}, trial=base, seed=0" not in rerun.stdout + rerun.stderr
     assert all(digest(path) == value for path, value in finished.items())
-    assert len(list(curve_dir.glob("*/seed0.parquet"))) == 2
+    assert len(list(curve_dir.glob("*/base/seed0.parquet"))) == 2

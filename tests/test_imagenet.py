@@ -8,7 +8,7 @@ import torchvision
 import yaml
 
 from algoprogress.architectures import TORCHVISION_CLASSIFIERS, build_model
-from algoprogress.config import validate_config
+from algoprogress.config import flop_resolutions, validate_config
 from algoprogress.flops import count_multiply_adds
 from algoprogress.schedules import resolution_at_epoch
 from tests.helpers import snakemake, write_image_folder
@@ -114,5 +114,9 @@ def test_dry_run_plans_one_training_job_per_architecture(snakemake_bin, repo, tm
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
     n = len(IMAGENET["models"])
-    assert (counts["train"], counts["count_flops"], counts["prepare_data"]) == (str(n), str(n), "1")
+    paths = yaml.safe_load(override.read_text())["dataset"]
+    models = validate_config({**IMAGENET, "dataset": {**IMAGENET["dataset"], **paths}})["models"]
+    # FLOPs are counted once per model and resolution
+    flop_files = sum(len({r for t in m["trials"] for r in flop_resolutions(t["training"])}) for m in models)
+    assert (counts["train"], counts["count_flops"], counts["prepare_data"]) == (str(n), str(flop_files), "1")
     assert not (tmp_path / "run" / "results").exists()

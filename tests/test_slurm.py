@@ -161,3 +161,46 @@ def test_slurm_results_equal_a_local_run(slurm_run, finished_run):
     local_trend = json.loads((finished_run / "results" / "trend.json").read_text())
     remote_trend = json.loads((workdir / "results" / "trend.json").read_text())
     assert remote_trend["doubling_time_months"] == pytest.approx(local_trend["doubling_time_months"])
+
+
+def running_slurm_jobs() -> list[str]:
+    return run("squeue", "-h", "-t", "RUNNING", "-o", "%i", check=False, timeout=10).stdout.split()
+
+
+@pytest.mark.slow
+def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm_cluster, snakemake_bin,
+                                                                           workflow_copy, finished_run, tmp_path):
+    """A training job that SLURM ends mid-training with SIGTERM (as on preemption or at its time limit)
+    checkpoints, fails, is resubmitted (the profile's retries), resumes from its checkpoint, and its
+    finished curve equals the uninterrupted local run's."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    relative = Path("results", "curves", "resnet18", "base", "seed0.parquet")
+    (workdir / relative).unlink()  # only this training job (and the analysis) is to run
+    train_log = workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log"
+    train_log.unlink()
+    command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--configfile", str(workflow_copy / "tests" / "data" / "tiny.yaml"),
+               "--profile", str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES]
+    output = tmp_path / "snakemake.out"
+    with open(output, "w") as sink:
+        snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        # training is under way: its progress bar shows steps done
+        wait_for(lambda: train_log.exists() and any(f" {done}/" in train_log.read_text() for done in range(3, 40)),
+                 600, "the training job to take some steps")
+        jobs = running_slurm_jobs()
+        assert len(jobs) == 1, jobs  # the training job alone
+        run("scancel", "--signal=TERM", "--full", jobs[0])
+        assert snakemake_run.wait(timeout=900) == 0, output.read_text()[-4000:]
+    finally:
+        if snakemake_run.poll() is None:
+            snakemake_run.terminate()
+    log = output.read_text()
+    train_submissions = [line for line in log.splitlines() if "submitted with SLURM jobid" in line and "train" in line]
+    assert len(train_submissions) >= 2, log[-4000:]  # the preempted job and its retry
+    assert "resumed from" in train_log.read_text()
+    timing = ["wall_seconds", "eval_seconds"]
+    uninterrupted = pd.read_parquet(finished_run / relative).drop(columns=timing)
+    resumed = pd.read_parquet(workdir / relative).drop(columns=timing)
+    pd.testing.assert_frame_equal(uninterrupted, resumed)

@@ -27,16 +27,16 @@ def test_end_to_end_outputs(finished_run, repo):
 
     for name in names:
         for seed in seeds:
-            path = results / "curves" / name / f"seed{seed}.parquet"
+            path = results / "curves" / name / "base" / f"seed{seed}.parquet"
             curve = curves.read_curve(path)
             assert list(curve.columns) == list(curves.CURVE_COLUMNS)
             assert curve["step"].is_monotonic_increasing and curve["step"].iloc[0] == 0
-            counted = json.loads((results / "flops" / f"{name}.json").read_text())["by_resolution"]["64"][
+            counted = json.loads((results / "flops" / name / "64px.json").read_text())["by_resolution"]["64"][
                 "multiply_adds_per_image"]
             assert curve["train_flops"].tolist() == pytest.approx(
                 (TRAINING_FLOP_PER_MULTIPLY_ADD * counted * curve["images_seen"]).tolist())
             assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
-            assert (finished_run / "logs" / "train" / name / f"seed{seed}.log").read_text().count("step") > 0
+            assert (finished_run / "logs" / "train" / name / "base" / f"seed{seed}.log").read_text().count("step") > 0
 
     threshold_names = [t["name"] for t in config["thresholds"]]
     thresholds = pd.read_csv(results / "thresholds.csv")
@@ -230,11 +230,11 @@ def test_diverging_model_is_a_result_not_a_failure(snakemake_bin, repo, tmp_path
     result = snakemake(snakemake_bin, repo, workdir, configfile=configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     bad, good = config["models"][1]["name"], config["models"][0]["name"]
-    log = (workdir / "logs" / "train" / bad / "seed0.log").read_text()
+    log = (workdir / "logs" / "train" / bad / "base" / "seed0.log").read_text()
     assert "WARNING" in log and "non-finite loss" in log
-    diverged = curves.read_curve(workdir / "results" / "curves" / bad / "seed0.parquet")
+    diverged = curves.read_curve(workdir / "results" / "curves" / bad / "base" / "seed0.parquet")
     assert diverged["diverged"].all()
-    assert not curves.read_curve(workdir / "results" / "curves" / good / "seed0.parquet")["diverged"].any()
+    assert not curves.read_curve(workdir / "results" / "curves" / good / "base" / "seed0.parquet")["diverged"].any()
     assert not list((workdir / "results").rglob("*partial*")) and not list((workdir / "results").rglob("*.pt"))
     thresholds = pd.read_csv(workdir / "results" / "thresholds.csv")
     assert not thresholds.loc[thresholds["model"] == bad, "reached"].any()

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from algoprogress import sweeps
 from algoprogress.architectures import KNOWN_ARCHITECTURES
 # flop_resolutions is re-exported: rules/common.smk imports it from here
 from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
@@ -118,15 +119,20 @@ def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
     return date
 
 
-def validate_config(raw: dict, today: dt.date | None = None) -> dict:
+def validate_config(raw: dict, today: dt.date | None = None, check_paths: bool = True) -> dict:
     """Validate ``raw`` (as read from YAML), fill defaults, and resolve each model's settings.
 
-    Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name)
-    and ``resolved_training``: the global training settings with its own overrides applied.
+    Returns a new dict; ``raw`` is not modified. Each model gets ``arch`` (defaulting to its name),
+    ``resolved_training``: the global training settings with its own overrides applied (no grid
+    values), and its sweep (algoprogress.sweeps): ``sweep``, the merged grid, and ``trials``.
+    ``check_paths=False`` skips the check that the image folders exist (the bill of a config
+    planned on another machine).
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"<config>: expected a mapping at the top level, got {type(raw).__name__}")
     config = _dates_to_strings(copy.deepcopy(raw))
+    # the global keys the user set (the others get defaults), for the scalar-versus-grid check
+    global_keys = set(config["training"]) if isinstance(config.get("training"), dict) else set()
     schema = _load_schema("config.schema.yaml")
     model_schema = _load_schema("model.schema.yaml")
     _validate(config, schema, "", fill_defaults=True)
@@ -142,6 +148,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
     for name, recipe in recipes.items():
         _check_step_fractions(recipe, f"recipes.{name}")
     seen: dict[str, int] = {}
+    unresolved: dict[str, dict] = {}
     for index, model in enumerate(config["models"]):
         prefix = f"models[{index}]"
         _validate(model, model_schema, prefix, fill_defaults=True)
@@ -162,7 +169,14 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         recipe = model["training"].get("recipe", config["training"]["recipe"])
         _check_recipe(recipe, recipes, f"{prefix}.training.recipe")
         resolved = {**config["training"], **(recipes[recipe] if recipe else {}), **model["training"]}
+        resolved.pop("sweep")
+        unresolved[name] = resolved
         model["resolved_training"] = _resolve_resolutions(resolved, config["dataset"], model, prefix)
+        levels = [("training", {k: config["training"][k] for k in global_keys}, config["training"]),
+                  *([(f"recipes.{recipe}", recipes[recipe], recipes[recipe])] if recipe else []),
+                  (f"{prefix}.training", model["training"], model["training"])]
+        model["sweep"] = _merged_grid(levels, training_schema["properties"])
+    _add_trials(config, unresolved)
 
     names = [threshold["name"] for threshold in config["thresholds"]]
     for index, name in enumerate(names):
@@ -181,7 +195,7 @@ def validate_config(raw: dict, today: dt.date | None = None) -> dict:
         if not dataset["train_path"]:
             raise ConfigError("dataset.train_path: required when dataset.source is 'imagefolder'")
         for key in ("train_path", "val_path"):
-            if dataset[key] and not Path(dataset[key]).is_dir():
+            if check_paths and dataset[key] and not Path(dataset[key]).is_dir():
                 raise ConfigError(f"dataset.{key}: directory {dataset[key]!r} does not exist")
     return _canonical(config)
 
@@ -236,6 +250,35 @@ def _check_step_fractions(settings: dict, key: str) -> None:
     fractions = settings.get("step_fractions")
     if fractions and any(a >= b for a, b in zip(fractions, fractions[1:])):
         raise ConfigError(f"{key}.step_fractions: {fractions} is not strictly increasing")
+
+
+def _merged_grid(levels: list[tuple[str, dict, dict]], properties: dict) -> dict:
+    """A model's grid from the `sweep:` of each level (where, settings set there, block); see sweeps."""
+    def check_value(value, schema, key):
+        _validate(value, schema, key, fill_defaults=False)
+
+    try:
+        for where, _, block in levels:
+            sweeps.check_grid(block.get("sweep", {}), properties, where, check_value)
+        return sweeps.merged_grid([(where, {k: v for k, v in scalars.items() if k != "sweep"}, block.get("sweep", {}))
+                                   for where, scalars, block in levels])
+    except sweeps.SweepError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _add_trials(config: dict, unresolved: dict[str, dict]) -> None:
+    """Each model's trials, each with its resolved settings, once the whole plan is known to fit."""
+    try:
+        sweeps.check_plan_size(config["models"], config["max_training_jobs"])
+        for index, model in enumerate(config["models"]):
+            prefix = f"models[{index}]"
+            model["trials"] = sweeps.trial_values(model["sweep"], prefix, model["name"])
+            for trial in model["trials"]:
+                # from the settings before resolutions were filled: a null one follows the trial's own
+                settings = {**unresolved[model["name"]], **trial["values"]}
+                trial["training"] = _resolve_resolutions(settings, config["dataset"], model, prefix)
+    except sweeps.SweepError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
@@ -298,7 +341,7 @@ def _resolve_resolutions(settings: dict, dataset: dict, model: dict, prefix: str
     return settings
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path, check_paths: bool = True) -> dict:
     """Read a YAML config file and validate it (see ``validate_config``)."""
     path = Path(path)
     try:
@@ -310,7 +353,7 @@ def load_config(path: str | Path) -> dict:
         line = getattr(getattr(error, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
-    return validate_config(raw or {})
+    return validate_config(raw or {}, check_paths=check_paths)
 
 
 def sweep_plan(config: dict) -> dict[str, dict]:

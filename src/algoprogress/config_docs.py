@@ -50,6 +50,9 @@ def render() -> str:
         lines += [f"## `{section}`", "", " ".join(spec["description"].split()), "", *_table(properties, prefix), ""]
     lines += ["## `models`", "", " ".join(schema["properties"]["models"]["description"].split()), "",
               *_table(model["properties"], "models[]."), ""]
+    top_level = {key: spec for key, spec in schema["properties"].items() if "properties" not in spec
+                 and "items" not in spec and "$ref" not in spec and key != "recipes"}
+    lines += ["## Top-level settings", "", *_table(top_level, ""), ""]
     return "\n".join(lines)
 
 

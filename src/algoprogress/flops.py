@@ -105,6 +105,16 @@ def count_at_resolutions(arch: str, num_classes: int, resolutions, kwargs: dict 
     }
 
 
+def merge_counts(counts: list[dict]) -> dict:
+    """Several count_flops outputs (the workflow writes one per resolution) as one: their
+    ``by_resolution`` entries together. They must count the same network."""
+    network = [(c["arch"], c["num_classes"], c["kwargs"]) for c in counts]
+    if any(other != network[0] for other in network[1:]):
+        raise ValueError(f"FLOP counts of different networks cannot be merged: {sorted(set(map(str, network)))}")
+    by_resolution = {r: entry for c in counts for r, entry in c["by_resolution"].items()}
+    return {**counts[0], "by_resolution": {r: by_resolution[r] for r in sorted(by_resolution, key=int)}}
+
+
 def per_image_costs(counts: dict) -> tuple[dict[int, int], dict[int, float]]:
     """(fvcore multiply-adds, measured training FLOPs) per image, by resolution, from count_flops' JSON."""
     table = counts["by_resolution"]

@@ -65,7 +65,7 @@ class TrainingJob:
     multiply_adds: dict[int, int]  # fvcore forward multiply-adds per image, by resolution
     measured_flops: dict[int, float]  # FlopCounterMode training FLOPs per image, by resolution
     kwargs: dict
-    trial: str = "base"  # which of a model's trials (settings) this is; written on every row of the curve
+    trial: str = "base"  # the trial of the model's sweep (algoprogress.sweeps)
     threads: int = 1
     checkpoint_path: str | None = None
     # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"

@@ -1,8 +1,9 @@
-"""Count FLOPs of one architecture at each resolution it uses, as JSON: fvcore's forward
+"""Count FLOPs of one architecture at one or more resolutions, as JSON: fvcore's forward
 multiply-adds per image, the training FLOPs by the paper's convention, and the FLOPs of a real
 training step measured with torch's FlopCounterMode (the cross-check).
 
-Snakemake rule `count_flops`; also a CLI:
+Snakemake rule `count_flops` (one file per model and resolution, so that a trial that adds a
+resolution counts only that one); also a CLI:
     python workflow/scripts/count_flops.py --arch resnet18 --resolution 64 --resolution 128 \
         --num-classes 10 --out r18.json
 """
@@ -44,6 +45,8 @@ def main(argv=None):
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
-        run(snakemake.params.spec, snakemake.output[0])
+        params = snakemake.params
+        run({"arch": params.arch, "kwargs": params.kwargs, "num_classes": params.num_classes,
+             "resolutions": [params.resolution]}, snakemake.output[0])
     else:
         main()

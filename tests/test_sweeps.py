@@ -1,0 +1,351 @@
+"""Sweeps: grids in the config, their precedence, validation and trial names (algoprogress.sweeps)."""
+
+import copy
+import datetime as dt
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from algoprogress.config import ConfigError, validate_config
+from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
+from tests.helpers import snakemake
+from tests.test_workflow import planned_jobs
+
+MODELS = [
+    {"name": "alexnet", "published": "2012-06-01"},
+    {"name": "resnet18", "published": "2015-12-10"},
+]
+
+
+def config_with(training=None, recipes=None, model_training=None, **extra):
+    models = copy.deepcopy(MODELS)
+    if model_training is not None:
+        models[1]["training"] = model_training
+    raw = {"models": models, **extra}
+    if training is not None:
+        raw["training"] = training
+    if recipes is not None:
+        raw["recipes"] = recipes
+    return raw
+
+
+def validated(**kwargs):
+    return validate_config(config_with(**kwargs), today=dt.date(2026, 1, 1))
+
+
+def error_of(**kwargs) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validated(**kwargs)
+    message = str(caught.value)
+    assert "\n" not in message, "errors must be one line"
+    return message
+
+
+def resnet(config):
+    return config["models"][1]
+
+
+def test_a_model_without_a_grid_has_the_single_trial_base():
+    model = resnet(validated())
+    assert model["sweep"] == {}
+    assert [trial["name"] for trial in model["trials"]] == ["base"]
+    assert model["trials"][0]["values"] == {}
+    assert model["trials"][0]["training"] == model["resolved_training"]
+    assert "sweep" not in model["resolved_training"]
+
+
+def test_the_full_grid_is_expanded_in_a_stable_order_with_readable_names():
+    model = resnet(validated(model_training={"sweep": {"lr": [0.1, 0.05], "epochs": [4, 2]}}))
+    assert model["sweep"] == {"epochs": [2, 4], "lr": [0.05, 0.1]}
+    assert [t["name"] for t in model["trials"]] == ["epochs2-lr0.05", "epochs2-lr0.1", "epochs4-lr0.05",
+                                                    "epochs4-lr0.1"]
+    third = model["trials"][2]
+    assert third["values"] == {"epochs": 4, "lr": 0.05}
+    assert (third["training"]["epochs"], third["training"]["lr"]) == (4, 0.05)
+    assert model["resolved_training"]["lr"] == validated()["models"][1]["resolved_training"]["lr"]
+
+
+def test_a_trials_null_resolutions_follow_its_own_settings():
+    ramp = {"start_resolution": 64, "end_resolution": 96, "start_epoch": 0, "end_epoch": 1}
+    model = resnet(validated(model_training={"sweep": {"progressive_resizing": [None, ramp]}}))
+    by_ramp = {t["values"]["progressive_resizing"] is None: t["training"] for t in model["trials"]}
+    assert by_ramp[True]["eval_resolution"] == 64 and by_ramp[False]["eval_resolution"] == 96
+
+
+@pytest.mark.parametrize(
+    "levels,expected",
+    [
+        # the most specific level that sets a key wins, scalar or grid
+        ({"training": {"sweep": {"lr": [0.1, 0.2]}}, "model_training": {"lr": 0.3}}, {}),
+        ({"training": {"lr": 0.3}, "model_training": {"sweep": {"lr": [0.1, 0.2]}}}, {"lr": [0.1, 0.2]}),
+        ({"training": {"sweep": {"lr": [0.1, 0.2]}}, "model_training": {"sweep": {"lr": [0.4]}}}, {"lr": [0.4]}),
+        ({"training": {"sweep": {"lr": [0.1, 0.2]}, "recipe": "r"}, "recipes": {"r": {"lr": 0.3}}}, {}),
+        ({"training": {"lr": 0.3, "recipe": "r"}, "recipes": {"r": {"sweep": {"lr": [0.1, 0.2]}}}},
+         {"lr": [0.1, 0.2]}),
+        ({"training": {"recipe": "r"}, "recipes": {"r": {"sweep": {"lr": [0.1, 0.2]}}}, "model_training": {"lr": 0.3}},
+         {}),
+        # grids on different keys at different levels merge
+        ({"training": {"sweep": {"epochs": [1, 2]}}, "model_training": {"sweep": {"lr": [0.1, 0.2]}}},
+         {"epochs": [1, 2], "lr": [0.1, 0.2]}),
+    ],
+)
+def test_precedence_model_over_recipe_over_global(levels, expected):
+    model = resnet(validated(**levels))
+    assert model["sweep"] == expected
+    if "lr" not in expected:
+        assert {t["training"]["lr"] for t in model["trials"]} == {0.3}
+
+
+def test_a_global_grid_reaches_every_model():
+    config = validated(training={"sweep": {"epochs": [1, 2]}})
+    assert [[t["name"] for t in m["trials"]] for m in config["models"]] == [["epochs1", "epochs2"]] * 2
+
+
+@pytest.mark.parametrize(
+    "levels,message",
+    [
+        ({"model_training": {"lr": 0.1, "sweep": {"lr": [0.2, 0.3]}}},
+         "models[1].training.lr: 0.1 contradicts models[1].training.sweep.lr; set one"),
+        ({"training": {"epochs": 2, "sweep": {"epochs": [1, 3]}}},
+         "training.epochs: 2 contradicts training.sweep.epochs; set one"),
+        ({"training": {"recipe": "r"}, "recipes": {"r": {"schedule": "cosine", "sweep": {"schedule": ["step"]}}}},
+         "recipes.r.schedule: \"cosine\" contradicts recipes.r.sweep.schedule; set one"),
+    ],
+)
+def test_a_scalar_and_a_grid_on_one_key_at_one_level_is_an_error(levels, message):
+    assert error_of(**levels) == message
+
+
+def test_a_default_is_not_a_scalar_the_user_set():
+    assert resnet(validated(training={"sweep": {"lr": [0.1, 0.2]}}))["sweep"] == {"lr": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize(
+    "sweep,message",
+    [
+        ({"lr": []}, "models[1].training.sweep.lr: empty grid; give at least one value"),
+        ({"lrr": [0.1]}, "models[1].training.sweep.lrr: not a training key (did you mean 'lr'?)"),
+        ({"lr": [0.1, 0.2, 0.1]}, "models[1].training.sweep.lr: duplicate value 0.1"),
+        ({"lr": [0.1, 0.10]}, "models[1].training.sweep.lr: duplicate value 0.1"),
+        ({"epochs": [2, 2.0]}, "models[1].training.sweep.epochs: duplicate value 2.0"),
+        ({"lr": [0.1, "fast"]}, "models[1].training.sweep.lr[1]: expected number, got str 'fast'"),
+        ({"lr": [0.1, -1]}, "models[1].training.sweep.lr[1]: -1 is less than or equal to the minimum of 0"),
+        ({"schedule": ["cosine", "cosin"]}, "models[1].training.sweep.schedule[1]:"),
+        ({"lr": 0.1}, "models[1].training.sweep.lr: expected array, got float 0.1"),
+        ({"seeds": [[0], [1]]}, "models[1].training.sweep.seeds: cannot vary per trial (seeds are separate runs"),
+        ({"recipe": ["a"]}, "models[1].training.sweep.recipe: cannot vary per trial"),
+        ({"sweep": [{}]}, "models[1].training.sweep.sweep: cannot vary per trial"),
+        ({"workers": [1, 2]}, "models[1].training.sweep.workers: cannot vary per trial"),
+        ({"eval_batch_size": [100]}, "models[1].training.sweep.eval_batch_size: cannot vary per trial"),
+        ({"gpus": [1, 2]}, "models[1].training.sweep.gpus: cannot vary per trial"),
+    ],
+)
+def test_bad_grids_are_one_line_errors_naming_the_key(sweep, message):
+    assert error_of(model_training={"sweep": sweep}).startswith(message)
+
+
+def test_bad_global_and_recipe_grids_name_their_level():
+    assert error_of(training={"sweep": {"lr": []}}).startswith("training.sweep.lr: empty grid")
+    assert error_of(recipes={"r": {"sweep": {"gpus": [2]}}}, training={"recipe": "r"}).startswith(
+        "recipes.r.sweep.gpus: cannot vary per trial")
+
+
+def test_every_trial_is_checked_like_a_model():
+    """A trial's own settings meet the same checks: here a batch that does not divide over the GPUs."""
+    message = error_of(model_training={"gpus": 2, "sweep": {"batch_size": [64, 33]}})
+    assert message.startswith("models[1].training.batch_size: 33 does not divide over 2 GPUs")
+
+
+def test_the_plan_is_limited_before_any_job():
+    big = {"sweep": {"lr": [0.01 * k for k in range(1, 11)], "epochs": list(range(1, 11))}, "seeds": [0, 1]}
+    message = error_of(model_training=big, max_training_jobs=100)
+    assert message.startswith("max_training_jobs: the plan has 201 training jobs") and "limit of 100" in message
+    assert len(validated(model_training=big, max_training_jobs=201)["models"][1]["trials"]) == 100
+
+
+def test_an_enormous_grid_is_refused_without_being_expanded():
+    huge = {"sweep": {key: list(range(1, 101)) for key in ("batch_size", "evals_per_epoch", "first_eval_step",
+                                                            "epochs", "warmup_epochs")}}
+    assert error_of(model_training=huge).startswith("max_training_jobs: the plan has 10000000001 training jobs")
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [(0.05, "0.05"), (2, "2"), (2.0, "2"), (1.5, "1.5"), (1e-05, "0.00001"), (3e-4, "0.0003"), (0.1 + 0.2,
+     "0.30000000000000004"), (-0.5, "neg0.5"), (-3, "neg3"), (True, "true"), (None, "null"), ("cosine", "cosine"),
+     ({"end_epoch": 3, "start_epoch": 1}, "end_epoch3_start_epoch1")],
+)
+def test_values_are_written_exactly_and_without_separators(value, text):
+    assert format_value(value) == text
+    assert not set(text) & set("/- ")
+    if isinstance(value, float):
+        assert float(text.replace("neg", "-")) == value  # numbers round-trip
+
+
+def test_trial_names_sort_their_keys():
+    assert trial_name({"lr": 0.05, "epochs": 2}) == "epochs2-lr0.05"
+    assert trial_name({"lr": -0.5, "epochs": 2}) == "epochs2-lrneg0.5"  # a minus sign stays unambiguous
+    assert trial_name({}) == "base"
+
+
+def test_colliding_trial_names_are_one_line_errors_naming_the_model_and_values():
+    with pytest.raises(SweepError) as caught:
+        trial_values({"lr": [0.1, "0.1"]}, "models[2]", "resnet18")
+    message = str(caught.value)
+    assert message.startswith("models[2].training.sweep: model 'resnet18': values {'lr': 0.1} and {'lr': '0.1'}")
+    assert "'lr0.1'" in message and "\n" not in message
+
+
+def test_key_order_of_a_grid_does_not_matter():
+    forward = validated(model_training={"sweep": {"lr": [0.1, 0.2], "epochs": [1, 2]}})
+    backward = validated(model_training={"sweep": {"epochs": [2, 1], "lr": [0.2, 0.1]}})
+    assert repr(resnet(forward)["trials"]) == repr(resnet(backward)["trials"])
+    assert resnet(forward)["sweep"] == resnet(backward)["sweep"]
+
+
+# The workflow: each trial is a training job of its own (dry runs wherever possible).
+
+def tiny_with(repo, tmp_path, change, name="sweep.yaml"):
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    change(config)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train_jobs(output: str) -> set[tuple[str, str, str]]:
+    """(model, trial, seed) of each planned train job."""
+    return set(re.findall(r"rule train:.*?wildcards: model=([^,]+), trial=([^,]+), seed=(\d+)", output, re.DOTALL))
+
+
+def test_a_sweep_plans_one_training_job_per_trial_and_seed(repo, snakemake_bin, tmp_path):
+    def change(config):
+        config["training"]["seeds"] = [0, 1]
+        config["models"][1]["training"] = {"sweep": {"lr": [0.05, 0.02], "epochs": [1, 2]}}
+
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", configfile=tiny_with(repo, tmp_path, change))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    trials = ["epochs1-lr0.02", "epochs1-lr0.05", "epochs2-lr0.02", "epochs2-lr0.05"]
+    assert train_jobs(output) == {("resnet18", "base", "0"), ("resnet18", "base", "1"),
+                                  *(("mobilenet_v2", trial, seed) for trial in trials for seed in "01")}
+    assert planned_jobs(output)["count_flops"] == 2  # one resolution per model, shared by its trials
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def test_a_plan_above_the_limit_stops_before_any_job(repo, snakemake_bin, tmp_path):
+    def change(config):
+        config["max_training_jobs"] = 3
+        config["models"][1]["training"] = {"sweep": {"lr": [0.05, 0.02, 0.01]}}
+
+    result = snakemake(snakemake_bin, repo, tmp_path / "run", configfile=tiny_with(repo, tmp_path, change))
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode != 0 and lines[-1].startswith("config error: max_training_jobs: the plan has 8 training")
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def sweep_grids(config):
+    """The finished sweep: resnet18 has two trials by budget, mobilenet_v2 one by resolution; one seed."""
+    config["training"]["seeds"] = [0]
+    config["models"][0]["training"] = {"sweep": {"epochs": [0.25, 0.5]}}
+    config["models"][1]["training"] = {"epochs": 0.25, "sweep": {"resolution": [64]}}
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory):
+    """The finished tiny run (its data reused) with the sweep's trials trained and analysed."""
+    workdir = tmp_path_factory.mktemp("sweep") / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    configfile = tiny_with(workflow_copy, workdir.parent, sweep_grids)
+    result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert train_jobs(result.stdout + result.stderr) == {("resnet18", "epochs0.25", "0"),
+                                                         ("resnet18", "epochs0.5", "0"),
+                                                         ("mobilenet_v2", "resolution64", "0")}
+    return workdir
+
+
+def plan_sweep_change(snakemake_bin, workflow, workdir, tmp_path, change):
+    def changed(config):
+        sweep_grids(config)
+        change(config)
+
+    result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=tiny_with(workflow, tmp_path, changed))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    return planned_jobs(output), train_jobs(output)
+
+
+@pytest.mark.slow
+def test_finished_sweep_trains_nothing_more(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, lambda config: None)
+    assert not trained and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_adding_a_trial_trains_only_that_trial(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][0]["training"]["sweep"]["epochs"].append(0.75)
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("resnet18", "epochs0.75", "0")} and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_adding_a_seed_trains_only_the_new_seed(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][1]["training"]["seeds"] = [0, 1]
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("mobilenet_v2", "resolution64", "1")} and "count_flops" not in jobs
+
+
+@pytest.mark.slow
+def test_removing_a_trial_reruns_only_the_analysis(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][0]["training"]["sweep"]["epochs"] = [0.5]
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert not trained and "count_flops" not in jobs and jobs["thresholds"] == 1
+
+
+@pytest.mark.slow
+def test_a_trial_with_a_new_resolution_counts_it_and_retrains_no_other_trial(
+        finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    def change(config):
+        config["models"][1]["training"]["sweep"]["resolution"].append(96)
+
+    jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
+    assert trained == {("mobilenet_v2", "resolution96", "0")} and jobs["count_flops"] == 1
+    assert not (finished_sweep / "results" / "flops" / "mobilenet_v2" / "96px.json").exists()
+
+
+@pytest.mark.slow
+def test_the_lower_envelope_end_to_end(finished_sweep):
+    """Every trial's row is kept; per seed the least compute over trials wins; a winner at the edge of
+    its grid is flagged in the table and the notes (whatever the trials reached on this CPU)."""
+    results = finished_sweep / "results"
+    rows = pd.read_csv(results / "thresholds.csv")
+    by_model = pd.read_csv(results / "thresholds_by_model.csv")
+    trend = json.loads((results / "trend.json").read_text())
+    resnet = rows.loc[rows["model"] == "resnet18"]
+    assert sorted(set(resnet["trial"])) == ["epochs0.25", "epochs0.5"]
+    for name, group in resnet.groupby("threshold_name"):
+        summary = by_model.loc[(by_model["model"] == "resnet18") & (by_model["threshold_name"] == name)].iloc[0]
+        assert summary["trials"] == 2 and summary["search_flops"] == pytest.approx(group["spent_flops"].sum())
+        reached = group.loc[group["reached"]]
+        if reached.empty:
+            assert not summary["reached"]
+            continue
+        winner = reached.loc[reached["train_flops"].idxmin()]
+        assert summary["winning_trials"] == winner["trial"]
+        assert summary["train_flops_median"] == pytest.approx(winner["train_flops"])
+        assert summary["winner_at_grid_edge"]  # a grid of two: every winner is at an edge
+        assert f"resnet18's winning trial is at the edge of its grid" in " ".join(trend["notes"])
+    assert trend["thresholds"][rows["threshold_name"].iloc[0]]["search"]["trials_per_model"] == {
+        "resnet18": 2, "mobilenet_v2": 1}
+    assert any("unequal numbers of trials" in note for note in trend["notes"])
