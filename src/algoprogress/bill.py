@@ -7,7 +7,9 @@ epoch = training images // batch size (the last partial batch is dropped), total
 round(epochs x steps per epoch), at least one. Nothing trains; FLOPs are counted with fvcore on CPU.
 
 GPU-hours are images seen / throughput, with the throughput a user gives in training images per
-second per GPU (a job on several GPUs is assumed to scale linearly).
+second per GPU (a job on several GPUs is assumed to scale linearly); for a model without a measured
+throughput, training FLOPs / (utilisation x the GPU's peak FLOP/s) when a utilisation is given (the
+`gpu_hours_basis` column says which).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from algoprogress.fileio import read_json, write_json
 from algoprogress.flops import PETAFLOP_S_DAY, TRAINING_FLOP_PER_MULTIPLY_ADD
 
 BILL_COLUMNS = ["model", "trials", "seeds", "jobs", "images_seen", "train_flops", "pfs_days", "images_per_second",
-                "gpu_hours"]
+                "gpu_hours", "gpu_hours_basis"]
+H100_BF16_DENSE_PEAK_TFLOPS = 989.4  # H100 SXM, dense bf16 tensor-core peak (NVIDIA's data sheet)
 
 
 class BillError(ValueError):
@@ -92,9 +95,12 @@ class MultiplyAddCounter:
         return [self.cache_dir / name / file for file in names if (self.cache_dir / name / file).exists()]
 
 
-def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] | None = None) -> pd.DataFrame:
+def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] | None = None,
+         flops_per_second: float | None = None, max_images_per_second: float | None = None) -> pd.DataFrame:
     """One row per model (its trials x seeds) and a `total` row. ``multiply_adds(model, resolution)``
-    gives fvcore's count; ``throughput`` maps a model to training images per second per GPU."""
+    gives fvcore's count; ``throughput`` maps a model to training images per second per GPU;
+    ``flops_per_second`` (utilisation x peak) prices the models without one, no faster than
+    ``max_images_per_second`` (what the data loader can feed one GPU) where that is given."""
     throughput = throughput or {}
     rows = []
     for model in config["models"]:
@@ -107,13 +113,22 @@ def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] 
                 images_seen += seen
                 flops += TRAINING_FLOP_PER_MULTIPLY_ADD * multiply_adds(model, resolution) * seen
         rate = throughput.get(model["name"], math.nan)
+        if not math.isnan(rate):
+            hours, basis = images_seen / rate / 3600, "images/s"
+        elif flops_per_second:
+            hours, basis = flops / flops_per_second / 3600, "utilisation"
+            if max_images_per_second and images_seen / max_images_per_second / 3600 > hours:
+                hours, basis = images_seen / max_images_per_second / 3600, "loader"
+        else:
+            hours, basis = math.nan, ""
         rows.append({"model": model["name"], "trials": len(model["trials"]), "seeds": seeds,
                      "jobs": len(model["trials"]) * seeds, "images_seen": images_seen, "train_flops": flops,
                      "pfs_days": flops / PETAFLOP_S_DAY, "images_per_second": rate,
-                     "gpu_hours": images_seen / rate / 3600})
+                     "gpu_hours": hours, "gpu_hours_basis": basis})
     table = pd.DataFrame(rows, columns=BILL_COLUMNS)
     total = table[["trials", "jobs", "images_seen", "train_flops", "pfs_days", "gpu_hours"]].sum(min_count=len(table))
-    table.loc[len(table)] = {"model": "total", "seeds": math.nan, "images_per_second": math.nan, **total}
+    table.loc[len(table)] = {"model": "total", "seeds": math.nan, "images_per_second": math.nan,
+                             "gpu_hours_basis": "", **total}
     return table
 
 

@@ -104,6 +104,10 @@ def fit_trend(points: pd.DataFrame, reference: dict | None = None, level: float 
               "method": "OLS of log2(compute) on decimal year (statsmodels); t interval on n - 2 df",
               "reference_model": reference["model"] if reference else None, "doubling_time_months": None,
               "doubling_time_months_low": None, "doubling_time_months_high": None, "doubling_time_unbounded": None,
+              # every key present whatever the data, null where there is nothing to say
+              "slope_log2_per_year": None, "slope_low": None, "slope_high": None, "intercept": None,
+              "r_squared": None, "best_model": None, "best_model_published": None, "best_model_compute": None,
+              "efficiency_factor": None, "years_reference_to_best": None, "moore_factor_same_span": None,
               "notes": []}
     if robust and not use_robust:
         result["notes"].append(f"HC3 errors need n >= {HC3_MIN_N}; classical OLS errors used (n = {n})")

@@ -18,7 +18,14 @@ import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.bill import BillError, MultiplyAddCounter, bill, format_bill, training_images
+from algoprogress.bill import (
+    H100_BF16_DENSE_PEAK_TFLOPS,
+    BillError,
+    MultiplyAddCounter,
+    bill,
+    format_bill,
+    training_images,
+)
 from algoprogress.cli import fail, log_to
 from algoprogress.config import ConfigError, load_config
 from algoprogress.data import DataError, count_classes
@@ -61,6 +68,13 @@ def main(argv=None):
     parser.add_argument("--images-per-second", type=float, help="training images per second per GPU, every model")
     parser.add_argument("--throughput", action="append", default=[], metavar="MODEL=N",
                         help="training images per second per GPU of one model (repeat; overrides the above)")
+    parser.add_argument("--utilisation", type=float,
+                        help="share of the GPU's peak FLOP/s reached in training, for models without a throughput "
+                             "(e.g. 0.15)")
+    parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_PEAK_TFLOPS,
+                        help=f"the GPU's peak TFLOP/s (default: H100 SXM dense bf16, {H100_BF16_DENSE_PEAK_TFLOPS})")
+    parser.add_argument("--max-images-per-second", type=float,
+                        help="with --utilisation: no model trains faster than this (what the loader feeds one GPU)")
     parser.add_argument("--flops-cache", default="results/flops" if os.path.isdir("results/flops") else None,
                         help="folder of cached FLOP counts (default: results/flops if present)")
     parser.add_argument("--csv", help="also write the bill as CSV")
@@ -70,10 +84,16 @@ def main(argv=None):
         config = load_config(args.config, check_paths=False)
         images = training_images(config, args.manifest, args.train_images)
         counter = MultiplyAddCounter(num_classes(config, args.manifest, args.num_classes), args.flops_cache)
-        table = bill(config, images, counter, throughputs(config, args.images_per_second, args.throughput))
+        if args.utilisation is not None and not 0 < args.utilisation <= 1:
+            raise BillError(f"--utilisation: {args.utilisation} is not in (0, 1]")
+        rate = args.utilisation * args.peak_tflops * 1e12 if args.utilisation else None
+        table = bill(config, images, counter, throughputs(config, args.images_per_second, args.throughput), rate,
+                     args.max_images_per_second)
     except (ConfigError, BillError) as error:
         fail(str(error))
-    print(f"{args.config}: {images:,} training images per epoch", file=sys.stderr)
+    print(f"{args.config}: {images:,} training images per epoch"
+          + (f"; GPU-hours at {args.utilisation:.0%} of {args.peak_tflops:g} TFLOP/s where no throughput is given"
+             if args.utilisation else ""), file=sys.stderr)
     print(format_bill(table))
     if args.csv:
         write_csv(args.csv, table)
