@@ -60,9 +60,11 @@ def test_the_bill_equals_what_the_finished_run_trained(finished_run, repo):
     counter = MultiplyAddCounter(10, results / "flops")
     table = bill(config, training_images(config, results / "data" / "manifest.json"), counter).set_index("model")
     for model in config["models"]:
-        curve = curves.read_curve(results / "curves" / model["name"] / "base" / "seed0.parquet")
-        assert table.loc[model["name"], "images_seen"] == curve["images_seen"].iloc[-1]
-        assert table.loc[model["name"], "train_flops"] == pytest.approx(curve["train_flops"].iloc[-1], rel=1e-12)
+        ends = [curves.read_curve(results / "curves" / model["name"] / "base" / f"seed{seed}.parquet").iloc[-1]
+                for seed in model["resolved_training"]["seeds"]]
+        assert table.loc[model["name"], "images_seen"] == sum(end["images_seen"] for end in ends)
+        assert table.loc[model["name"], "train_flops"] == pytest.approx(sum(end["train_flops"] for end in ends),
+                                                                        rel=1e-12)
 
 
 def test_the_cli_prices_the_tiny_config(repo, tmp_path):
@@ -72,7 +74,7 @@ def test_the_cli_prices_the_tiny_config(repo, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(tmp_path / "bill.csv").set_index("model")
     assert list(table.index) == ["resnet18", "mobilenet_v2", "total"]
-    assert table.loc["resnet18", "gpu_hours"] == pytest.approx(896 / 50 / 3600)
+    assert table.loc["resnet18", "gpu_hours"] == pytest.approx(2 * 896 / 50 / 3600)  # two seeds
     assert "total" in result.stdout and "gpu_hours" in result.stdout
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.json")) == ["64px.fvcore.json"] * 2
     assert not (tmp_path / "results").exists()  # nothing trains, nothing else is written

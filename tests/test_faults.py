@@ -266,8 +266,12 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     """Rows: a second snakemake on the same directory is refused, nothing clobbered; Snakemake itself killed
     (with its jobs: the machine lost) -> after --unlock the next run reruns only incomplete jobs."""
     workdir = tmp_path / "run"
+    one_seed = tmp_path / "one_seed.yaml"  # the tiny config with one seed per model: two training jobs
+    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
+    config["training"]["seeds"] = [0]
+    one_seed.write_text(yaml.safe_dump(config))
     command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(workflow_copy / "tests" / "data" / "tiny.yaml")]
+               "--configfile", str(one_seed)]
     log = tmp_path / "first.log"
     first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     curve_dir = workdir / "results" / "curves"

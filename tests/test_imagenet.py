@@ -75,21 +75,28 @@ def test_config_has_every_architecture_of_the_paper_and_later_ones():
                                                 "end": "efficientnet_b0"}]
 
 
-def resolved(tmp_path):
+def validated(tmp_path):
     raw = dict(IMAGENET, dataset={**IMAGENET["dataset"], "train_path": str(tmp_path), "val_path": str(tmp_path)})
-    (tmp_path / "a").mkdir(exist_ok=True)
-    (tmp_path / "b").mkdir(exist_ok=True)
-    return {m["name"]: m["resolved_training"] for m in validate_config(raw)["models"]}
+    return {m["name"]: m for m in validate_config(raw)["models"]}
 
 
-def test_recipes_resolve_per_model(tmp_path):
-    settings = resolved(tmp_path)
-    paper = settings["resnet50"]
-    assert (paper["recipe"], paper["lr"], paper["batch_size"], paper["schedule"], paper["step_fractions"],
-            paper["weight_decay"], paper["momentum"], paper["epochs"]) == ("paper_era", 0.1, 256, "step", [1 / 3, 2 / 3], 1e-4,
-                                                                          0.9, 90)
-    assert settings["alexnet"]["lr"] == settings["vgg11"]["lr"] == 0.01
-    assert settings["vit_b_16"]["recipe"] == "transformer" and settings["vit_b_16"]["optimizer"] == "adamw"
+def test_recipes_and_sweeps_resolve_per_model(tmp_path):
+    """Each family sweeps budgets and its own learning rates, each schedule scaled to the trial's budget."""
+    models = validated(tmp_path)
+    paper = models["resnet50"]
+    assert paper["sweep"] == {"epochs": [3, 6, 12, 24], "lr": [0.1, 0.2]} and len(paper["trials"]) == 8
+    settings = {t["name"]: t["training"] for t in paper["trials"]}["epochs6-lr0.2"]
+    assert (settings["recipe"], settings["lr"], settings["epochs"], settings["batch_size"], settings["schedule"],
+            settings["step_fractions"], settings["weight_decay"], settings["momentum"]) == (
+        "paper_era", 0.2, 6, 256, "step", [1 / 3, 2 / 3], 1e-4, 0.9)
+    assert models["alexnet"]["sweep"] == {"epochs": [8, 16, 32, 64], "lr": [0.01, 0.02]}
+    assert models["vgg11"]["sweep"] == {"epochs": [3, 6, 12, 24], "lr": [0.01, 0.02]}
+    mobile = models["mobilenet_v2"]
+    assert mobile["resolved_training"]["recipe"] == "mobile" and mobile["sweep"]["lr"] == [0.1, 0.25]
+    assert all(t["training"]["schedule"] == "cosine" for t in mobile["trials"])
+    vit = models["vit_b_16"]
+    assert vit["resolved_training"]["recipe"] == "transformer" and vit["resolved_training"]["optimizer"] == "adamw"
+    assert vit["sweep"]["epochs"] == [16, 32, 64]
 
 
 def test_progressive_resizing_follows_ffcvs_rule():
@@ -103,9 +110,10 @@ def test_progressive_resizing_follows_ffcvs_rule():
 
 
 @pytest.mark.slow
-def test_dry_run_plans_one_training_job_per_architecture(snakemake_bin, repo, tmp_path):
+def test_dry_run_plans_one_training_job_per_trial(snakemake_bin, repo, tmp_path):
     for split in ("train", "val"):
-        write_image_folder(tmp_path / "imagenet" / split, classes=("n01440764", "n01443537", "n01484850"), per_class=2)
+        # six classes: top-5 thresholds need more than five (with five or fewer they are refused)
+        write_image_folder(tmp_path / "imagenet" / split, classes=tuple(f"n0{i}" for i in range(6)), per_class=2)
     override = tmp_path / "paths.yaml"
     override.write_text(yaml.safe_dump({"dataset": {"train_path": str(tmp_path / "imagenet" / "train"),
                                                     "val_path": str(tmp_path / "imagenet" / "val")}}))
@@ -118,5 +126,7 @@ def test_dry_run_plans_one_training_job_per_architecture(snakemake_bin, repo, tm
     models = validate_config({**IMAGENET, "dataset": {**IMAGENET["dataset"], **paths}})["models"]
     # FLOPs are counted once per model and resolution
     flop_files = sum(len({r for t in m["trials"] for r in flop_resolutions(t["training"])}) for m in models)
-    assert (counts["train"], counts["count_flops"], counts["prepare_data"]) == (str(n), str(flop_files), "1")
+    trials = sum(len(m["trials"]) * len(m["resolved_training"]["seeds"]) for m in models)
+    assert trials > 6 * n  # a sweep per architecture, one job per trial and seed
+    assert (counts["train"], counts["count_flops"], counts["prepare_data"]) == (str(trials), str(flop_files), "1")
     assert not (tmp_path / "run" / "results").exists()
