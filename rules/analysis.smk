@@ -79,7 +79,7 @@ rule threshold_sweep:
         "../envs/analysis.yaml"
     params:
         published=publication_dates(config),
-        threshold=headline_threshold(),
+        threshold=headline_threshold(config),
         analysis=config["analysis"],
         plan=sweep_plan(config),
     script:
@@ -129,7 +129,7 @@ rule compare_with_published:
         "../envs/analysis.yaml"
     params:
         published=publication_dates(config),
-        threshold=headline_threshold(),
+        threshold=headline_threshold(config),
         dataset=config["dataset"]["name"],
     script:
         "../workflow/scripts/compare_with_published.py"
@@ -153,7 +153,7 @@ rule plot_learning_curves:
     conda:
         "../envs/analysis.yaml"
     params:
-        threshold=headline_threshold(),
+        threshold=headline_threshold(config),
     script:
         "../workflow/scripts/plot_learning_curves.py"
 

@@ -11,6 +11,7 @@ from algoprogress.config import (
     check_thresholds_for_classes,
     data_content,
     flop_resolutions,
+    headline_threshold,
     publication_dates,
     results_settings,
     sweep_plan,
@@ -224,12 +225,3 @@ def training_threads(wildcards):
 
 def training_gpus(wildcards):
     return MODELS[wildcards.model]["resolved_training"]["gpus"]
-
-
-def headline_threshold():
-    """The headline's threshold entry (analysis.headline.threshold, else the first)."""
-    chosen = config["analysis"]["headline"]["threshold"]
-    return next(
-        (t for t in config["thresholds"] if t["name"] == chosen),
-        config["thresholds"][0],
-    )

@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 
 from algoprogress.flops import PETAFLOP_S_DAY, to_petaflop_s_days
-from algoprogress.thresholds import per_model, seed_values
-from algoprogress.trend import bootstrap_doubling_time, decimal_year, efficiency_factors, fit_trend, frontier_flags
+from algoprogress.thresholds import compute_at_threshold, lower_envelope, per_model, seed_values, with_trial_columns
+from algoprogress.trend import (
+    bootstrap_doubling_time,
+    bootstrap_resample,
+    decimal_year,
+    efficiency_factors,
+    fit_trend,
+    frontier_mask,
+)
 
 SETS = ("frontier", "all")
 FULL_WINDOW = "full"
@@ -99,29 +106,24 @@ def _resolved(points: pd.DataFrame) -> pd.DataFrame:
     return points.loc[np.isfinite(compute.to_numpy(dtype=float)) & (compute.to_numpy(dtype=float) > 0)]
 
 
-def _frontier_of(points: pd.DataFrame) -> pd.Series:
-    years = np.array([decimal_year(d) for d in points["published"]], dtype=float)
-    return pd.Series(frontier_flags(years, pd.to_numeric(points["compute"]).to_numpy(dtype=float)),
-                     index=points.index)
-
-
 def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict) -> dict:
     """Both sets' fits (with bootstrap) over the models published in [start, end]."""
     level, robust = cfg["confidence_level"], cfg["robust_errors"]
     bootstrap = {**DEFAULT_BOOTSTRAP, **(cfg.get("bootstrap") or {})}
     inside = _in_window(points, start, end)
     resolved = _resolved(inside)
-    frontier = resolved.loc[_frontier_of(resolved)] if len(resolved) else resolved
+    frontier = resolved.loc[frontier_mask(resolved)] if len(resolved) else resolved
     # the bootstrap resamples every model of the window whose compute is not excluded for a flag
     # (not-reached models stay in: a resampled seed set may reach)
     candidates = inside.loc[inside["excluded"] != EXCLUDED_FIRST_EVALUATION]
     years = np.array([decimal_year(d) for d in candidates["published"]], dtype=float)
     samples = [seeds.get(model, np.array([np.inf])) for model in candidates["model"]]
+    draws = bootstrap_resample(samples, bootstrap["draws"], bootstrap["seed"])  # the same draws for both sets
     fits = {}
     for name, chosen in (("frontier", frontier), ("all", resolved)):
         fit = fit_trend(chosen, reference, level, robust)
         fit["bootstrap"] = bootstrap_doubling_time(years, samples, name == "frontier", bootstrap["draws"],
-                                                   bootstrap["seed"], level)
+                                                   bootstrap["seed"], level, resampled=draws)
         fit.update(window_start=start, window_end=end)
         if len(inside) < 2:
             fit["notes"].append(f"the window holds {len(inside)} model(s): nothing to fit")
@@ -172,8 +174,7 @@ def analyse(points_by: dict[str, pd.DataFrame], seeds_by: dict[str, dict[str, np
         fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg)
                 for window, (start, end) in windows.items()}
         resolved = _resolved(points)
-        frontier = _frontier_of(resolved).reindex(points.index, fill_value=False) if len(resolved) else \
-            pd.Series(False, index=points.index)
+        frontier = frontier_mask(resolved).reindex(points.index, fill_value=False)
         points["on_frontier"] = frontier
         by_threshold[name] = {"definition": definitions.get(name, {}), "reference_model": references[name],
                               "fits": fits, "per_model": _per_model_records(points, references[name], frontier),
@@ -232,8 +233,9 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
 def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict],
                      analysis_cfg: dict, plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
     """(trend JSON, trend CSV rows, points per threshold) for the measured curves' thresholds table."""
-    models = per_model(table, plan)
-    seeds = seed_values(table)
+    envelope = lower_envelope(table)
+    models = per_model(table, plan, envelope)
+    seeds = seed_values(envelope)
     points_by, seeds_by, definitions = {}, {}, {}
     for threshold in thresholds_cfg:
         name = threshold["name"]
@@ -321,8 +323,6 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
     that at least ``min_models`` models of the window reach with every seed (the least over seeds of each
     seed's best evaluation). Returns one row per grid value (empty when that range is empty).
     """
-    from algoprogress.thresholds import compute_at_threshold, with_trial_columns
-
     sweep_cfg = {"points": 20, "min_models": 3, **(cfg.get("threshold_sweep") or {})}
     headline = headline_choice(cfg, [threshold["name"]])
     start, end = windows_of(cfg, published)[headline["window"]]
@@ -357,7 +357,7 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
         points = model_points(per_model(table, plan), published)
         reference = _reference_point(points, cfg["reference_model"])
         resolved = _resolved(points)
-        chosen = resolved.loc[_frontier_of(resolved)] if headline["set"] == "frontier" and len(resolved) else resolved
+        chosen = resolved.loc[frontier_mask(resolved)] if headline["set"] == "frontier" else resolved
         fit = fit_trend(chosen, reference, cfg["confidence_level"], cfg["robust_errors"])
         rows.append({**fit, "threshold": float(value), "metric": metric, "set": headline["set"],
                      "window": headline["window"], "models_reached": int(points["reached"].sum())})

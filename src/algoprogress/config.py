@@ -363,6 +363,12 @@ def sweep_plan(config: dict) -> dict[str, dict]:
             for model in config["models"]}
 
 
+def headline_threshold(config: dict) -> dict:
+    """The headline's threshold entry: `analysis.headline.threshold`, else the first threshold."""
+    chosen = (config["analysis"].get("headline") or {}).get("threshold")
+    return next((t for t in config["thresholds"] if t["name"] == chosen), config["thresholds"][0])
+
+
 def publication_dates(config: dict) -> dict[str, str]:
     return {model["name"]: model["published"] for model in config["models"]}
 

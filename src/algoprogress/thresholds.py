@@ -186,17 +186,18 @@ def _median_with_infinity(values: pd.Series) -> float:
     return float(np.median(values.to_numpy(dtype=float))) if len(values) else float("nan")
 
 
-def per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
+def per_model(table: pd.DataFrame, plan: dict | None = None, envelope: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (threshold, model): the seeds combined (median over all seeds; not reached = infinite).
 
     ``table`` holds per-curve rows (``compute_at_threshold``); ``plan`` is the sweep plan
     ({model: {"grid": {key: [values]}, "trials": {trial: {key: value}}}}) used to flag winners at
-    the edge of their grid.
+    the edge of their grid; ``envelope`` is ``lower_envelope(table)`` when the caller has it already.
     """
-    if "threshold_name" not in table.columns:
-        table = table.assign(threshold_name="")
-    table = with_trial_columns(table) if "trial" not in table.columns else table
-    envelope = lower_envelope(table)
+    if envelope is None:
+        if "threshold_name" not in table.columns:
+            table = table.assign(threshold_name="")
+        envelope = lower_envelope(with_trial_columns(table))
+    envelope = envelope.copy()
     envelope["_compute"] = np.where(envelope["reached"], envelope["train_flops"], np.inf)
     envelope["_bound"] = np.where(envelope["reached"], envelope["train_flops"], envelope["train_flops_lower_bound"])
     envelope["_with_search"] = np.where(envelope["reached"], envelope["train_flops_with_search"], np.inf)
@@ -210,8 +211,6 @@ def per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
         trial_values = plan.get(model, {}).get("trials", {})
         edges = sorted({edge for trial in reached_seeds["winning_trial"]
                         for edge in edge_of_grid(trial_values.get(trial, {}), grid)})
-        trial_counts = table.loc[(table["threshold_name"] == name) & (table["model"] == model)].groupby("seed")[
-            "trial"].nunique()
         rows.append({
             "threshold_name": name, "model": model,
             "seeds": len(seeds), "seeds_reached": int(seeds["reached"].sum()), "reached": reached,
@@ -222,7 +221,7 @@ def per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
             "crossed_at_first_evaluation": bool(reached_seeds["crossed_at_first_evaluation"].any()),
             "winning_trials": ";".join(dict.fromkeys(reached_seeds["winning_trial"].astype(str))),
             "winner_at_grid_edge": bool(edges), "grid_edges": "; ".join(edges),
-            "trials": int(trial_counts.max()) if len(trial_counts) else 0,
+            "trials": int(seeds["trials"].max()),
             "trials_diverged": int(seeds["trials_diverged"].sum()),
             "search_flops": float(seeds["search_flops"].sum()),
             "train_flops_with_search_median": _median_with_infinity(seeds["_with_search"]) if reached else np.nan,
@@ -234,9 +233,9 @@ def per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def seed_values(table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    """Per (threshold, model): each seed's envelope compute (infinite where not reached), for resampling."""
-    envelope = lower_envelope(table)
+def seed_values(envelope: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Per (threshold, model): each seed's envelope compute (``lower_envelope``; infinite where not
+    reached), for resampling."""
     compute = np.where(envelope["reached"], envelope["train_flops"], np.inf)
     envelope = envelope.assign(_compute=compute)
     return {key: group["_compute"].to_numpy(dtype=float)

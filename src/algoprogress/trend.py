@@ -180,13 +180,29 @@ def efficiency_factors(points: pd.DataFrame, reference: str) -> pd.Series:
     return by_model[reference] / by_model
 
 
+def bootstrap_resample(seed_computes: list[np.ndarray], draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each model's compute in each draw: the median of its resampled seeds, the models picked per draw)."""
+    rng = np.random.default_rng(seed)
+    n = len(seed_computes)
+    by_draw = np.empty((n, draws))
+    for index, values in enumerate(seed_computes):
+        values = np.asarray(values, dtype=float)
+        if len(values) == 1:
+            by_draw[index] = values[0]
+        else:
+            resampled = values[rng.integers(0, len(values), (draws, len(values)))]
+            by_draw[index] = np.median(resampled, axis=1)
+    return by_draw, rng.integers(0, n, (draws, n))
+
+
 def bootstrap_doubling_time(years: np.ndarray, seed_computes: list[np.ndarray], frontier: bool, draws: int,
-                            seed: int, level: float = 0.95) -> dict:
+                            seed: int, level: float = 0.95, resampled: tuple | None = None) -> dict:
     """Percentile bootstrap of the doubling time over seeds within models and models within the set.
 
     ``years[i]`` is model i's date and ``seed_computes[i]`` its seeds' compute at threshold (infinite
     for a seed not reached); a model's compute in a draw is the median of its resampled seeds. With
     ``frontier`` the frontier is re-selected in every draw. Vectorised over draws except the fits.
+    ``resampled`` is ``bootstrap_resample(seed_computes, draws, seed)`` when the caller has it already.
     """
     years = np.asarray(years, dtype=float)
     n = len(years)
@@ -200,17 +216,7 @@ def bootstrap_doubling_time(years: np.ndarray, seed_computes: list[np.ndarray], 
     if n < 2 or draws < 1:
         result["notes"].append(f"nothing to resample (models {n}, draws {draws})")
         return result
-    rng = np.random.default_rng(seed)
-    # each model's compute in each draw: the median of its resampled seeds
-    by_draw = np.empty((n, draws))
-    for index, values in enumerate(seed_computes):
-        values = np.asarray(values, dtype=float)
-        if len(values) == 1:
-            by_draw[index] = values[0]
-        else:
-            resampled = values[rng.integers(0, len(values), (draws, len(values)))]
-            by_draw[index] = np.median(resampled, axis=1)
-    picks = rng.integers(0, n, (draws, n))
+    by_draw, picks = resampled if resampled is not None else bootstrap_resample(seed_computes, draws, seed)
     slopes = np.full(draws, np.nan)
     for draw in range(draws):
         chosen = picks[draw]

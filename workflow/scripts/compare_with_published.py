@@ -12,9 +12,9 @@ import pathlib
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.analysis import comparison_points, headline_choice, model_points, read_published_table
+from algoprogress.analysis import comparison_points, model_points, read_published_table
 from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import publication_dates
+from algoprogress.config import headline_threshold, publication_dates
 from algoprogress.plots import measured_vs_published_figure
 from algoprogress.thresholds import per_model
 
@@ -41,8 +41,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     log_to(None)
     config = config_or_fail(args.config)
-    headline = headline_choice(config["analysis"], [t["name"] for t in config["thresholds"]])
-    threshold = next(t for t in config["thresholds"] if t["name"] == headline["threshold"])
+    threshold = headline_threshold(config)
     run(args.table, args.thresholds, publication_dates(config), threshold, config["dataset"]["name"], args.out)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from algoprogress.analysis import headline_choice, threshold_sweep
 from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import publication_dates, sweep_plan
+from algoprogress.config import headline_threshold, publication_dates, sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import write_csv
 from algoprogress.plots import threshold_sweep_figure
@@ -50,8 +50,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     log_to(None)
     config = config_or_fail(args.config)
-    headline = headline_choice(config["analysis"], [t["name"] for t in config["thresholds"]])
-    threshold = next(t for t in config["thresholds"] if t["name"] == headline["threshold"])
+    threshold = headline_threshold(config)
     out = pathlib.Path(args.out_dir)
     run(args.curves, args.thresholds, publication_dates(config), threshold, config["analysis"], sweep_plan(config),
         out / "threshold_sweep.csv", out / "threshold_sweep.png")
