@@ -37,15 +37,18 @@ config.update(_validated)
 MODELS = {model["name"]: model for model in config["models"]}
 
 # Training jobs request `gpu` = their GPU count. Run on one machine without `--resources gpu=N`, the
-# limit is the number of GPUs this machine has (1 without GPUs: one training job at a time), so
-# there are never more training jobs than GPUs; each job then claims GPUs of its own
-# (algoprogress.gpus). Cluster executors schedule GPUs themselves: no limit is set for them.
+# limit is the number of GPUs this machine has, so there are never more training jobs than GPUs; each
+# job then claims GPUs of its own (algoprogress.gpus). A machine without GPUs trains on its CPU cores:
+# there `--cores` alone bounds the training jobs (each asks for `workers` threads), so 1-thread jobs run
+# side by side. Cluster executors schedule GPUs themselves: no limit is set for them.
+_machine_gpus = count_machine_gpus() if workflow.local_exec else 0
 if (
     workflow.local_exec
     and workflow.is_main_process
     and "gpu" not in workflow.global_resources
+    and _machine_gpus
 ):
-    workflow.register_resource("gpu", max(1, count_machine_gpus()))
+    workflow.register_resource("gpu", _machine_gpus)
 
 # Rerun policy: Snakemake's default triggers (missing or older inputs, changed params, changed script
 # code, changed software environment). Each job's params hold exactly what determines its output, so a
