@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh Debian machine (as root):
 #   make run    set-up, then the whole experiment on the bundled data (results/)
 #   make test   set-up, then every test
+# and one a run names when it finds damaged results:
+#   make repair damaged curves set aside (the next run retrains them), damaged data files rewritten
 # Set-up is idempotent: system packages FFCV builds against, a virtual environment in .venv with
 # the exact versions of requirements.txt, and this project installed into it.
 
@@ -13,7 +15,7 @@ SNAKEMAKE_ARGS ?=
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run repair test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +37,9 @@ $(VENV)/.installed: $(VENV)/.system-packages requirements.txt pyproject.toml
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+repair: setup
+	$(BIN)/python workflow/scripts/repair.py
 
 test: setup
 	$(BIN)/python -m pytest

@@ -87,58 +87,19 @@ def curve_paths():
     return [path for name in MODELS for path in trial_curve_paths(name)]
 
 
-def dry_run():
-    """Whether this is a dry run (workflow.dryrun is not known yet while the Snakefile parses)."""
-    return any(
-        arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
-        for arg in sys.argv[1:]
-    )
-
-
-def set_aside_corrupt_curves():
-    """A finished curve that is unreadable or differs from its saved hash is moved aside (`.corrupt`),
-    so that this run retrains it instead of trusting it (a dry run only reports it). The thresholds
-    table goes too: Snakemake does not remake a missing file whose consumers are up to date.
+def stop_on_damaged_results():
+    """Stop the run (a dry run too) with one line per damaged curve or data file, naming the command
+    that repairs it (algoprogress.integrity). Reads only: parsing the workflow writes nothing.
     """
-    from algoprogress.curves import corrupt_curves
+    from algoprogress.integrity import problems, repair_command
 
-    problems = corrupt_curves(curve_paths())
-    for problem in problems:
-        path = problem.split(": ", 1)[0]
-        if dry_run():
-            print(f"warning: {problem}; a real run retrains it", file=sys.stderr)
-        else:
-            os.replace(path, f"{path}.corrupt")
-            print(
-                f"warning: {problem}; moved to {path}.corrupt, this run retrains it",
-                file=sys.stderr,
-            )
-    if problems and not dry_run() and os.path.exists("results/thresholds.csv"):
-        os.remove("results/thresholds.csv")
-
-
-def placeholders_for_missing_data():
-    """A .beton file listed in the manifest but missing gets an empty stand-in: the training rule's
-    data inputs are `ancient` and exist, so finished curves are kept, and the next training job that
-    reads the data finds it damaged and rewrites it (algoprogress.data.repair_data)."""
-    from algoprogress.data import damaged_data_files
-
-    damaged = damaged_data_files("results/data/manifest.json")
-    if damaged:
-        print(
-            f"warning: {', '.join(damaged)}: missing or not as the manifest lists; "
-            "the next training job rewrites the data",
-            file=sys.stderr,
-        )
-    if not dry_run():
-        for path in damaged:
-            if not os.path.exists(path):
-                open(path, "ab").close()
+    found = problems(curve_paths(), repair_command(workflow.basedir, os.getcwd()))
+    if found:
+        sys.exit("\n".join(f"error: {line}" for line in found))
 
 
 if workflow.is_main_process:
-    set_aside_corrupt_curves()
-    placeholders_for_missing_data()
+    stop_on_damaged_results()
 
 
 def model_curve_paths(wildcards):
@@ -156,7 +117,12 @@ def published_table():
 
 
 def get_final_output():
+    """What a run makes: the analysis and every curve. The curves are targets because Snakemake does not
+    remake a missing file whose consumers are up to date: a curve the repair set aside is then missing
+    from the targets, so the next run retrains it and, its input being new, redoes the analysis.
+    """
     outputs = [
+        *curve_paths(),
         "results/thresholds.csv",
         "results/thresholds_by_model.csv",
         "results/trend.json",

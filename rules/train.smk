@@ -18,8 +18,9 @@ rule count_flops:
 
 rule train:
     input:
-        # ancient: rewriting the data (after a corrupt file was moved aside) must not retrain finished
-        # curves; what the data contain is a param (the dataset settings), which does rerun training
+        # ancient: the repair (workflow/scripts/repair.py) rewrites a damaged data file in place, the
+        # same images and split with a new time stamp, which must not retrain finished curves; what the
+        # data contain is a param (the dataset settings), which does rerun training
         train=ancient(rules.prepare_data.output.train),
         val=ancient(rules.prepare_data.output.val),
         manifest=ancient(rules.prepare_data.output.manifest),

@@ -120,7 +120,16 @@ def test_non_image_files_are_skipped_by_extension(tmp_path):
     assert len(source) == 12 and not any(i.endswith((".txt", ".DS_Store")) for i in source.ids)
 
 
-def test_corrupt_beton_is_detected_moved_aside_and_named(mnist_betons, tmp_path):
+def flip_middle_byte(path):
+    with open(path, "r+b") as handle:
+        handle.seek(handle.seek(0, 2) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_corrupt_beton_is_named_and_nothing_is_written(mnist_betons, tmp_path):
+    """Checking only reads: the damaged file is named, left where it is, nothing else appears."""
     import shutil
 
     from algoprogress.data import damaged_data_files, verify_data_files
@@ -130,33 +139,46 @@ def test_corrupt_beton_is_detected_moved_aside_and_named(mnist_betons, tmp_path)
         shutil.copy(folder / name, tmp_path / name)
     files = {"train": tmp_path / "train.beton", "val": tmp_path / "val.beton"}
     verify_data_files(tmp_path / "manifest.json", files)  # intact: nothing happens
+    assert damaged_data_files(tmp_path / "manifest.json", check_hash=True) == {}
 
-    with open(tmp_path / "val.beton", "r+b") as handle:  # flip one byte in the middle
-        handle.seek(handle.seek(0, 2) // 2)
-        byte = handle.read(1)
-        handle.seek(-1, 1)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(tmp_path / "val.beton")
+    damaged = (tmp_path / "val.beton").read_bytes()
     with pytest.raises(DataError, match=r"val.beton: corrupt or truncated \(its SHA-256 differs"):
         verify_data_files(tmp_path / "manifest.json", files)
-    assert (tmp_path / "val.beton").stat().st_size == 0 and (tmp_path / "val.beton.corrupt").exists()
-    assert damaged_data_files(tmp_path / "manifest.json") == [str(tmp_path / "val.beton")]
+    assert damaged_data_files(tmp_path / "manifest.json") == {}  # the same size: only the hash tells
+    assert damaged_data_files(tmp_path / "manifest.json", check_hash=True) == {
+        str(tmp_path / "val.beton"): "corrupt or truncated (its SHA-256 differs from the manifest's)"}
+    (tmp_path / "train.beton").unlink()
+    assert damaged_data_files(tmp_path / "manifest.json") == {
+        str(tmp_path / "train.beton"): "missing (the manifest lists it)"}
+    assert (tmp_path / "val.beton").read_bytes() == damaged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "val.beton"]
 
 
-def test_damaged_data_is_rewritten_once_under_a_lock(tmp_path):
-    from algoprogress.data import repair_data, verify_data_files
+def test_damaged_data_are_rewritten_from_the_manifest_and_only_they(tmp_path):
+    from algoprogress.config import data_content
+    from algoprogress.data import damaged_data_files, recorded_settings, rewrite_damaged_data
 
     root = write_image_folder(tmp_path / "images")
     dataset = imagefolder_config(root)
-    files = {"train": tmp_path / "train.beton", "val": tmp_path / "val.beton"}
-    first = prepare_dataset(dataset, files["train"], files["val"], tmp_path / "manifest.json", 1)
-    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is False
-    files["val"].write_bytes(b"")
-    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is True
-    again = read_json(tmp_path / "manifest.json")
-    assert again["sample_list_sha256"] == first["sample_list_sha256"]  # the same images and split
-    assert repair_data(dataset, files, tmp_path / "manifest.json", 1) is False
+    data = tmp_path / "data"
+    files = {"train": data / "train.beton", "val": data / "val.beton"}
+    first = prepare_dataset(dataset, files["train"], files["val"], data / "manifest.json", 1)
+    assert {key: recorded_settings(first)[key] for key in data_content(dataset)} == data_content(dataset)
+    assert rewrite_damaged_data(data / "manifest.json") == {}
 
-    with open(tmp_path / "train.beton", "r+b") as handle:
-        handle.truncate(1000)
-    with pytest.raises(DataError, match=r"train.beton: corrupt or truncated \(1000 bytes"):
-        verify_data_files(tmp_path / "manifest.json", {"train": tmp_path / "train.beton"})
+    train_before = files["train"].read_bytes()
+    files["val"].write_bytes(b"")
+    assert rewrite_damaged_data(data / "manifest.json") == {
+        str(files["val"]): f"corrupt or truncated (0 bytes, the manifest says {first['val']['bytes']})"}
+    again = read_json(data / "manifest.json")
+    assert again["sample_list_sha256"] == first["sample_list_sha256"]  # the same images and split
+    assert again["val"]["sha256"] == sha256_of_file(files["val"]) and again["train"] == first["train"]
+    assert files["train"].read_bytes() == train_before  # an intact file is not rewritten
+    assert damaged_data_files(data / "manifest.json", check_hash=True) == {}
+
+    files["train"].unlink()
+    (root / "cat" / "0.jpg").unlink()  # the source changed: the data would not be the same
+    with pytest.raises(DataError, match=r"manifest.json: the source images no longer give the sample list"):
+        rewrite_damaged_data(data / "manifest.json")
+    assert sorted(p.name for p in data.iterdir()) == ["manifest.json", "val.beton"]

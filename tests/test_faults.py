@@ -4,6 +4,7 @@ Snakemake, a full disk, corrupt files, a diverging model. Each test names its ro
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import yaml
 
 from algoprogress import curves
 from algoprogress.config import validate_config
+from algoprogress.fileio import read_json
 from algoprogress.flops import count_at_resolutions, per_image_costs
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.training import TrainingInterrupted, TrainingJob, train
@@ -199,7 +201,8 @@ def test_no_space_while_writing_a_curve_keeps_the_old_one(small_filesystem, refe
 
 
 def test_corrupt_curve_is_detected_by_its_hash(reference, tmp_path):
-    """Row: corrupted or truncated Parquet curve -> detected (hash in the file's metadata), reported by path."""
+    """Row: corrupted or truncated Parquet curve -> detected (hash in the file's metadata), reported by path;
+    the check moves nothing."""
     import pyarrow.parquet as pq
 
     path = tmp_path / "curve.parquet"
@@ -216,8 +219,11 @@ def test_corrupt_curve_is_detected_by_its_hash(reference, tmp_path):
     (tmp_path / "torn.parquet").write_bytes(path.read_bytes()[:300])
     with pytest.raises(curves.CurveError, match=r"torn.parquet: unreadable curve"):
         curves.read_curve(tmp_path / "torn.parquet")
-    assert curves.corrupt_curves([path, tmp_path / "altered.parquet", tmp_path / "missing.parquet"]) == [
-        f"{tmp_path / 'altered.parquet'}: corrupt curve (its rows differ from the hash saved with them)"]
+    altered = tmp_path / "altered.parquet"
+    before = sorted(tmp_path.iterdir())
+    assert curves.corrupt_curves([path, altered, tmp_path / "missing.parquet"]) == {
+        str(altered): f"{altered}: corrupt curve (its rows differ from the hash saved with them)"}
+    assert sorted(tmp_path.iterdir()) == before  # checking only reads
 
 
 # --- the workflow ------------------------------------------------------------------------------------------
@@ -227,38 +233,82 @@ def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def snapshot(workdir):
+    """Every file of a run but Snakemake's own records, with its content and time stamp."""
+    return {str(path.relative_to(workdir)): (digest(path), path.stat().st_mtime_ns)
+            for path in sorted(workdir.rglob("*")) if path.is_file() and ".snakemake" not in path.parts}
+
+
+def trained(output):
+    return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))
+
+
 @pytest.mark.slow
-def test_corrupt_beton_and_curve_are_regenerated_not_used(snakemake_bin, workflow_copy, finished_run, tmp_path):
-    """Rows: corrupt .beton -> the training job that reads it names it, moves it aside and rewrites the data
-    before training; corrupt curve -> moved aside when the run starts and retrained. Other curves are kept."""
+def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workflow_copy, finished_run, tmp_path):
+    """Rows: corrupt .beton, corrupt curve -> the run stops (a dry run too) with one line per damaged file
+    naming the repair command, and writes nothing; a training job that finds its data damaged stops the same
+    way; the repair command sets the curve aside and rewrites the data; the next run retrains that curve only."""
+    from algoprogress.data import damaged_data_files
+
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
     results = workdir / "results"
-    kept = results / "curves" / "mobilenet_v2" / "base" / "seed0.parquet"
-    kept_digest = digest(kept)
-    damaged_curve = results / "curves" / "resnet18" / "base" / "seed0.parquet"
-    damaged_curve.write_bytes(damaged_curve.read_bytes()[:-100])  # torn
-    beton = results / "data" / "val.beton"
-    data = bytearray(beton.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    beton.write_bytes(bytes(data))
+    curve = results / "curves" / "resnet18" / "base" / "seed0.parquet"
+    kept = [results / "curves" / model / "base" / f"seed{seed}.parquet"
+            for model, seed in (("resnet18", 1), ("mobilenet_v2", 0), ("mobilenet_v2", 1))]
+    kept_digests = [digest(path) for path in kept]
 
+    # a byte flipped inside val.beton (its size unchanged) is found by the training job that reads it
+    val = results / "data" / "val.beton"
+    data = bytearray(val.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    val.write_bytes(bytes(data))
+    finished_curve = curve.read_bytes()
+    curve.unlink()  # as if its training had not finished
+    run = snakemake(snakemake_bin, workflow_copy, workdir)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and trained(output) == [("resnet18", "0")]
+    stopped = [line for line in output.splitlines() if line.startswith("error: results/data/val.beton")]
+    assert stopped and set(stopped) == {stopped[0]}, output[-3000:]
+    command = re.fullmatch(r"error: results/data/val\.beton: corrupt or truncated \(its SHA-256 differs from "
+                           r"the manifest's\); run `(.+)` to rewrite it as prepare_data wrote it, then rerun: "
+                           r"no finished curve is retrained", stopped[0]).group(1)
+    assert val.read_bytes() == bytes(data) and not curve.exists()
+
+    # a torn curve and a truncated train.beton stop the run while it is parsed, a dry run too
+    curve.write_bytes(finished_curve[:-100])
+    with open(results / "data" / "train.beton", "r+b") as handle:
+        handle.truncate(1000)
+    listed_bytes = read_json(results / "data" / "manifest.json")["train"]["bytes"]
+    before = snapshot(workdir)
+    for args in ((), ("--dry-run",)):
+        run = snakemake(snakemake_bin, workflow_copy, workdir, *args)
+        errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error: ")]
+        assert run.returncode != 0 and len(errors) == 2, run.stdout + run.stderr
+        assert errors[0].startswith("error: results/curves/resnet18/base/seed0.parquet: unreadable curve (")
+        assert errors[0].endswith(f"; run `{command}` to set it aside, then rerun: only it is retrained")
+        assert errors[1] == (f"error: results/data/train.beton: corrupt or truncated (1000 bytes, the manifest says "
+                             f"{listed_bytes}); run `{command}` to rewrite it as prepare_data wrote it, then rerun: "
+                             "no finished curve is retrained")
+        assert "wildcards:" not in run.stdout + run.stderr
+        assert snapshot(workdir) == before  # nothing written, moved or removed
+
+    # the command named repairs both; the next run retrains the damaged curve only
+    python, *arguments = shlex.split(command)
+    assert python == "python"
+    repaired = subprocess.run([sys.executable, *arguments], check=False, capture_output=True, text=True,
+                              timeout=600)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "results/curves/resnet18/base/seed0.parquet: unreadable curve" in repaired.stderr
+    assert curve.with_name("seed0.parquet.corrupt").read_bytes() == finished_curve[:-100] and not curve.exists()
+    assert damaged_data_files(results / "data" / "manifest.json", check_hash=True) == {}
     run = snakemake(snakemake_bin, workflow_copy, workdir)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert "resnet18/base/seed0.parquet: unreadable curve" in output and "this run retrains it" in output
-    log = (workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log").read_text()
-    assert "val.beton: corrupt or truncated (its SHA-256 differs from the manifest's)" in log
-    assert (results / "data" / "val.beton.corrupt").exists()
-    assert "wildcards: model=resnet18, trial=base, seed=0" in output
-    assert "wildcards: model=mobilenet_v2, trial=base, seed=0" not in output
-    assert "rule prepare_data" not in output  # the data were rewritten by the training job, not a rerun
-    assert digest(kept) == kept_digest
-    assert curves.read_curve(damaged_curve)["step"].iloc[0] == 0
-    from algoprogress.data import verify_data_files
-
-    verify_data_files(results / "data" / "manifest.json", {"train": results / "data" / "train.beton",
-                                                             "val": beton})
+    assert trained(output) == [("resnet18", "0")]
+    assert "rule prepare_data" not in output and "rule thresholds" in output
+    assert [digest(path) for path in kept] == kept_digests
+    assert curves.read_curve(curve)["step"].iloc[0] == 0
 
 
 @pytest.mark.slow

@@ -98,15 +98,16 @@ def read_curve(path: str | Path, verify: bool = True) -> pd.DataFrame:
     return frame
 
 
-def corrupt_curves(paths) -> list[str]:
-    """One line per existing curve file among ``paths`` that cannot be trusted."""
-    problems = []
+def corrupt_curves(paths) -> dict[str, str]:
+    """{path: one line saying what is wrong} for each existing curve file among ``paths`` that cannot
+    be trusted (unreadable, or its rows differ from their saved hash). Reads only."""
+    problems = {}
     for path in paths:
         if Path(path).exists():
             try:
                 read_curve(path)
             except CurveError as error:
-                problems.append(str(error))
+                problems[str(path)] = str(error)
     return problems
 
 

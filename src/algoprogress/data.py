@@ -8,8 +8,10 @@ manifest; writing fails if more than ``dataset.max_undecodable`` fail.
 
 Storage follows FFCV's ImageNet advice when configured so: longest side at most ``max_side``, a
 ``compress_probability`` share stored as JPEG of ``jpeg_quality``, the rest raw; written by
-``writer_workers`` processes. The manifest records counts per class and each file's SHA-256, which
-training jobs check before they train (``verify_data_files``).
+``writer_workers`` processes. The manifest records the settings, counts per class and each file's
+SHA-256, which training jobs check before they train (``verify_data_files``, which only reads); a
+damaged file is rewritten from the manifest by the explicit repair (``rewrite_damaged_data``,
+called by workflow/scripts/repair.py).
 """
 
 from __future__ import annotations
@@ -276,9 +278,12 @@ def load_source(dataset_cfg: dict) -> tuple[ImageSource, ImageSource | None]:
     return train, val
 
 
-def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_out: Path, workers: int = 1) -> dict:
-    """Write the train and validation ``.beton`` files and their manifest; return the manifest."""
-    train_out, val_out, manifest_out = Path(train_out), Path(val_out), Path(manifest_out)
+SplitPlan = dict[str, tuple[ImageSource, np.ndarray]]  # "train" | "val" -> (source, indices)
+
+
+def plan_splits(dataset_cfg: dict, workers: int = 1) -> tuple[SplitPlan, list[str]]:
+    """Which images go to which split, as the config describes, and the files that could not be decoded.
+    Deterministic: the same settings and images give the same plan."""
     source, val_source = load_source(dataset_cfg)
     seed, cap = dataset_cfg["split_seed"], dataset_cfg["max_images_per_class"]
     if val_source is None:
@@ -300,9 +305,20 @@ def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_
     for split, src, idx in (("train", source, train_idx), ("validation", val_source, val_idx)):
         if len(idx) == 0:
             raise DataError(f"{src.root or src.name}: the {split} split is empty")
+    return {"train": (source, train_idx), "val": (val_source, val_idx)}, failures
 
-    write_beton(train_out, source, train_idx, dataset_cfg, workers)
-    write_beton(val_out, val_source, val_idx, dataset_cfg, workers)
+
+def _sample_list_hash(plan: SplitPlan) -> str:
+    return sample_list_hash([(split, source, indices) for split, (source, indices) in plan.items()])
+
+
+def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_out: Path, workers: int = 1) -> dict:
+    """Write the train and validation ``.beton`` files and their manifest; return the manifest."""
+    outputs = {"train": Path(train_out), "val": Path(val_out)}
+    plan, failures = plan_splits(dataset_cfg, workers)
+    for split, (source, indices) in plan.items():
+        write_beton(outputs[split], source, indices, dataset_cfg, workers)
+    source = plan["train"][0]
     manifest = {
         "dataset": dataset_cfg["name"],
         "source": dataset_cfg["source"],
@@ -313,18 +329,34 @@ def prepare_dataset(dataset_cfg: dict, train_out: Path, val_out: Path, manifest_
         "classes": source.classes,
         "split": {
             "val_fraction": None if dataset_cfg["val_path"] else dataset_cfg["val_fraction"],
-            "seed": seed,
-            "max_images_per_class": cap,
+            "seed": dataset_cfg["split_seed"],
+            "max_images_per_class": dataset_cfg["max_images_per_class"],
         },
         "storage": {key: dataset_cfg[key] for key in ("max_side", "write_mode", "jpeg_quality",
                                                          "compress_probability")},
         "undecodable": {"count": len(failures), "files": failures},
-        "train": _split_summary(source, train_idx, train_out),
-        "val": _split_summary(val_source, val_idx, val_out),
-        "sample_list_sha256": sample_list_hash([("train", source, train_idx), ("val", val_source, val_idx)]),
+        **{split: _split_summary(source, indices, outputs[split]) for split, (source, indices) in plan.items()},
+        "sample_list_sha256": _sample_list_hash(plan),
     }
     write_json(manifest_out, manifest)
     return manifest
+
+
+def recorded_settings(manifest: dict) -> dict:
+    """The dataset settings a manifest's data were written with: every setting that determines the
+    data (config.DATA_CONTENT_KEYS), and the undecodable files it allowed."""
+    return {
+        "name": manifest["dataset"],
+        "source": manifest["source"],
+        "train_path": manifest["train_path"],
+        "val_path": manifest["val_path"],
+        "resolution": manifest["resolution"],
+        "val_fraction": manifest["split"]["val_fraction"],
+        "split_seed": manifest["split"]["seed"],
+        "max_images_per_class": manifest["split"]["max_images_per_class"],
+        **manifest["storage"],
+        "max_undecodable": manifest["undecodable"]["count"],
+    }
 
 
 def count_classes(dataset_cfg: dict) -> int:
@@ -340,66 +372,81 @@ def count_classes(dataset_cfg: dict) -> int:
     return len(classes)
 
 
-def verify_data_files(manifest_path: str | Path, files: dict[str, str | Path]) -> None:
-    """Check each ``.beton`` (by split) against the size and SHA-256 in the manifest.
+SPLITS = ("train", "val")
 
-    A mismatch (truncated or corrupted file) raises a one-line DataError naming the file, after
-    moving the file aside (``<name>.corrupt``) and leaving an empty file in its place (so that the
-    `ancient` data inputs of finished curves still exist and they are not retrained).
+
+def _file_problem(path: Path, expected: dict, check_hash: bool) -> str | None:
+    """What is wrong with one listed .beton (missing, another size, another SHA-256), or None."""
+    if not path.exists():
+        return "missing (the manifest lists it)"
+    size = path.stat().st_size
+    if size != expected["bytes"]:
+        return f"corrupt or truncated ({size} bytes, the manifest says {expected['bytes']})"
+    if check_hash and sha256_of_file(path) != expected["sha256"]:
+        return "corrupt or truncated (its SHA-256 differs from the manifest's)"
+    return None
+
+
+def verify_data_files(manifest_path: str | Path, files: dict[str, str | Path]) -> None:
+    """Check each ``.beton`` (by split) against the size and SHA-256 in the manifest; reads only.
+
+    A mismatch (a truncated or corrupted file) raises a one-line DataError naming the file.
     """
     manifest = read_json(manifest_path)
     for split, path in files.items():
-        path, expected = Path(path), manifest[split]
-        size = path.stat().st_size
-        if size != expected["bytes"]:
-            problem = f"{size} bytes, the manifest says {expected['bytes']}"
-        elif sha256_of_file(path) != expected["sha256"]:
-            problem = "its SHA-256 differs from the manifest's"
-        else:
-            continue
-        aside = path.with_name(path.name + ".corrupt")
-        os.replace(path, aside)
-        path.touch()
-        raise DataError(f"{path}: corrupt or truncated ({problem}); moved to {aside.name}")
+        problem = _file_problem(Path(path), manifest[split], check_hash=True)
+        if problem:
+            raise DataError(f"{path}: {problem}")
 
 
-def damaged_data_files(manifest_path: str | Path) -> list[str]:
-    """The .beton files listed in an existing manifest that are missing or not of the listed size
-    (a cheap check made when a run starts; training jobs check the full hash)."""
+def damaged_data_files(manifest_path: str | Path, check_hash: bool = False) -> dict[str, str]:
+    """{path: what is wrong} for the .beton files an existing manifest lists that are missing, not of
+    the listed size or, with ``check_hash``, not of the listed SHA-256 (hashing a large data set takes
+    minutes: a run's start checks sizes, training jobs and the repair check hashes). An existing
+    manifest that cannot be read is itself damaged; without a manifest there is nothing to check
+    (prepare_data has not run). Reads only."""
     manifest_path = Path(manifest_path)
     if not manifest_path.exists():
-        return []
+        return {}
     try:
         manifest = read_json(manifest_path)
-        listed = [(manifest[split]["file"], manifest[split]["bytes"]) for split in ("train", "val")]
-    except (ValueError, KeyError, TypeError):
-        return [str(manifest_path)]
-    damaged = []
-    for name, size in listed:
-        path = manifest_path.parent / name
-        if not path.exists() or path.stat().st_size != size:
-            damaged.append(str(path))
-    return damaged
+        listed = {split: (manifest_path.parent / manifest[split]["file"], manifest[split]) for split in SPLITS}
+    except (ValueError, KeyError, TypeError) as error:
+        return {str(manifest_path): f"unreadable manifest ({type(error).__name__}: {error})".splitlines()[0]}
+    return {str(path): problem for path, expected in listed.values()
+            if (problem := _file_problem(path, expected, check_hash))}
 
 
-def repair_data(dataset_cfg: dict, files: dict[str, str | Path], manifest_path: str | Path, workers: int) -> bool:
-    """Check the .beton files against the manifest and, if one is damaged, rewrite the data set in place
-    (the same images and split: the write is deterministic in content). Concurrent training jobs
-    take turns through a lock file, and a job that finds the data already repaired does nothing.
-    Returns whether it rewrote the data."""
-    import fcntl
+def rewrite_damaged_data(manifest_path: str | Path, workers: int = 1) -> dict[str, str]:
+    """Rewrite each damaged .beton the manifest lists as prepare_data wrote it; return {path: what was wrong}.
 
+    The settings are those the manifest records (``recorded_settings``), the split is planned again
+    and must give the sample list the manifest hashed (the same images, split and labels: curves
+    trained on the old file stay valid); otherwise nothing is written. The file's new size and
+    SHA-256 go into the manifest: FFCV's writer lays pages out in the order its workers finish and
+    draws the JPEG share (``write_mode: proportion``) unseeded, so the bytes may differ. An
+    unreadable manifest cannot be repaired from itself.
+    """
     manifest_path = Path(manifest_path)
-    lock = os.open(manifest_path.parent / ".repair.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            verify_data_files(manifest_path, files)
-            return False
-        except DataError as error:
-            log.warning("%s; rewriting the data set", error)
-        prepare_dataset(dataset_cfg, Path(files["train"]), Path(files["val"]), manifest_path, workers)
-        verify_data_files(manifest_path, files)
-        return True
-    finally:
-        os.close(lock)
+    damaged = damaged_data_files(manifest_path, check_hash=True)
+    if str(manifest_path) in damaged:
+        raise DataError(f"{manifest_path}: {damaged[str(manifest_path)]}; it cannot be repaired from itself: "
+                        f"delete {manifest_path.parent} and rerun (the data are prepared again and every curve "
+                        "retrained)")
+    if not damaged:
+        return {}
+    manifest = read_json(manifest_path)
+    settings = recorded_settings(manifest)
+    plan, _ = plan_splits(settings, workers)
+    if _sample_list_hash(plan) != manifest["sample_list_sha256"]:
+        raise DataError(f"{manifest_path}: the source images no longer give the sample list it hashed (were "
+                        "images added, removed or changed?); the finished curves were trained on other data: "
+                        f"delete {manifest_path.parent} and the curves to start again")
+    for split in SPLITS:
+        path = manifest_path.parent / manifest[split]["file"]
+        if str(path) in damaged:
+            source, indices = plan[split]
+            write_beton(path, source, indices, settings, workers)
+            manifest[split] = _split_summary(source, indices, path)
+    write_json(manifest_path, manifest)
+    return damaged

@@ -6,35 +6,44 @@ Snakemake rule `train`; also a CLI (--flops once per resolution file, or a file 
         --data-dir results/data --flops results/flops/resnet18/64px.json --out curve.parquet
 
 The job claims its GPUs (training.gpus of them; one process per GPU under torchrun when more than
-one), checks the .beton files against the manifest's hashes (run by Snakemake, a damaged file is
-rewritten before training: the same images and split), resumes from its checkpoint if one exists,
-and checkpoints on SIGTERM. A model that diverges (non-finite loss) is a result, not a failure: its
-curve up to that point is written, marked `diverged`, and the job succeeds.
+one), checks the .beton files against the manifest's hashes (a damaged file stops the job with one
+line naming it and the repair command, workflow/scripts/repair.py), resumes from its checkpoint if
+one exists, and checkpoints on SIGTERM. A model that diverges (non-finite loss) is a result, not a
+failure: its curve up to that point is written, marked `diverged`, and the job succeeds.
 """
 
 import argparse
+import os
 import pathlib
 import sys
 
-import algoprogress_path  # noqa: F401  (makes src/ importable)
+import algoprogress_path  # makes src/ importable
 
 from algoprogress.cli import config_or_fail, fail, log_to
 from algoprogress.config import model_table
-from algoprogress.data import DataError, repair_data, verify_data_files
+from algoprogress.data import DataError, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import merge_counts, per_image_costs
+from algoprogress.integrity import data_problem, repair_command
 from algoprogress.launch import TrainingFailed, run_training
 from algoprogress.schedules import flop_resolutions
 from algoprogress.training import TrainingInterrupted, TrainingJob
 
 
-def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flops_jsons, out, threads,
-        checkpoint=None, verify=True, dataset=None):
+def verify_or_fail(manifest, train_beton, val_beton):
+    """Train on nothing but the data the manifest lists: a damaged file ends the job with one line."""
     try:
-        if verify and dataset is not None:
-            repair_data(dataset, {"train": train_beton, "val": val_beton}, manifest, threads)
-        elif verify:
-            verify_data_files(manifest, {"train": train_beton, "val": val_beton})
+        verify_data_files(manifest, {"train": train_beton, "val": val_beton})
+    except DataError as error:
+        workflow = pathlib.Path(algoprogress_path.SRC).parent
+        fail(data_problem(str(error), repair_command(workflow, os.getcwd())))
+
+
+def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flops_jsons, out, threads,
+        checkpoint=None, verify=True):
+    if verify:
+        verify_or_fail(manifest, train_beton, val_beton)
+    try:
         multiply_adds, measured = per_image_costs(merge_counts([read_json(path) for path in flops_jsons]))
         missing = set(flop_resolutions(settings)) - set(multiply_adds)
         if missing:
@@ -100,6 +109,6 @@ if __name__ == "__main__":
         run(snakemake.wildcards.model, snakemake.wildcards.trial, snakemake.wildcards.seed, snakemake.params.spec,
             settings, snakemake.input.train, snakemake.input.val, snakemake.input.manifest, list(snakemake.input.flops),
             snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
-            verify=snakemake.config["dataset"]["verify_hash"], dataset=snakemake.config["dataset"])
+            verify=snakemake.config["dataset"]["verify_hash"])
     else:
         main()
