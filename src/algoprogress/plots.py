@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algoprogress.config import FULL_WINDOW
 from algoprogress.fileio import atomic_path
 from algoprogress.thresholds import DEFAULT_TRIAL, with_trial_columns
 from algoprogress.trend import confidence_band, decimal_year
@@ -42,7 +43,7 @@ def _interval_text(fit: dict, prefix: str = "") -> str:
 
 def fit_label(fit: dict, set_name: str, window: str) -> str:
     """The legend of a fitted line: doubling time, OLS and bootstrap intervals, R^2, n."""
-    span = "" if window == "full" else f", window {window}"
+    span = "" if window == FULL_WINDOW else f", window {window}"
     label = (f"fit on {set_name}{span}: doubling every {fit['doubling_time_months']:.1f} months "
              f"({_interval_text(fit, 'OLS ')}")
     boot = fit.get("bootstrap") or {}
