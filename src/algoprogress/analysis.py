@@ -149,7 +149,7 @@ def search_summary(points: pd.DataFrame) -> dict:
     """The price of the search per model, and a warning when models got unequal numbers of trials."""
     if "trials" not in points.columns:
         return {}
-    counts = dict(zip(points["model"], points["trials"].astype(int)))
+    counts = dict(zip(points["model"], points["trials"].astype(int), strict=True))
     summary = {"trials_per_model": counts,
                "search_flops_total": float(points["search_flops"].sum()),
                "search_pfs_days_total": to_petaflop_s_days(float(points["search_flops"].sum()))}
@@ -228,8 +228,8 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
             "notes": "; ".join(fit.get("notes", []) + boot.get("notes", []))}
 
 
-def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict],
-                     analysis_cfg: dict, plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
+def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict], analysis_cfg: dict,
+                     plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
     """(trend JSON, trend CSV rows, points per threshold) for the measured curves' thresholds table."""
     envelope = lower_envelope(table)
     models = per_model(table, plan, envelope)
@@ -283,7 +283,7 @@ def analyse_published(table: pd.DataFrame, analysis_cfg: dict) -> tuple[dict, pd
         seeds_by[name] = {row.model: np.array([row.compute]) for row in points.itertuples()}
         references[name] = points.sort_values("published", kind="stable")["model"].iloc[0]
         definitions[name] = {"source": sorted(set(group.get("source", pd.Series(dtype=str)).dropna()))}
-        dates.update(zip(points["model"], points["published"]))
+        dates.update(zip(points["model"], points["published"], strict=True))
     cfg = {**analysis_cfg, "headline": None, "windows": []}
     result, csv = analyse(points_by, seeds_by, definitions, references, cfg, dates)
     return result, csv, points_by

@@ -23,7 +23,7 @@ def log_to(path: str | None) -> None:
     path (a stage run by hand) stderr stays the terminal.
     """
     if path:
-        sys.stderr = open(path, "w", buffering=1)  # noqa: SIM115 - stays open for the job's lifetime
+        sys.stderr = open(path, "w", buffering=1)  # stays open for the job's lifetime
         where = f"host {platform.node()}"
         if os.environ.get("SLURM_JOB_ID"):
             where += f", SLURM job {os.environ['SLURM_JOB_ID']}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 
 from algoprogress import sweeps
 from algoprogress.architectures import KNOWN_ARCHITECTURES
+
 # flop_resolutions is re-exported: rules/common.smk imports it from here
 from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
 
@@ -252,7 +254,7 @@ def check_thresholds_for_classes(thresholds: list[dict], num_classes: int) -> No
 def _check_step_fractions(settings: dict, key: str) -> None:
     """A schema cannot say "strictly increasing"."""
     fractions = settings.get("step_fractions")
-    if fractions and any(a >= b for a, b in zip(fractions, fractions[1:])):
+    if fractions and any(a >= b for a, b in itertools.pairwise(fractions)):
         raise ConfigError(f"{key}.step_fractions: {fractions} is not strictly increasing")
 
 

@@ -1,7 +1,8 @@
 """Plot learning curves: the headline threshold's metric against cumulative training compute, every curve.
 
 Snakemake rule `plot_learning_curves`; also a CLI:
-    python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png results/curves/*/*.parquet
+    python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png \
+        results/curves/*/*/*.parquet
 """
 
 
