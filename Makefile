@@ -50,6 +50,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python bench/make_run_timing.py

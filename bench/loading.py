@@ -110,7 +110,8 @@ def main(argv=None):
           f"{args.workers} workers, {args.repeats} passes each:")
     for name, values in rates.items():
         ratio = f"  {speedup[name]:.2f}x the DataLoader" if name in speedup else ""
-        print(f"  {name:18s} median {medians[name]:8.1f} images/s (min {min(values):.1f}, max {max(values):.1f}){ratio}")
+        print(f"  {name:18s} median {medians[name]:8.1f} images/s "
+              f"(min {min(values):.1f}, max {max(values):.1f}){ratio}")
     result = {"date": dt.date.today().isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
               "python": platform.python_version(),
               "versions": {n: md.version(n) for n in ("ffcv", "torch", "torchvision", "pillow", "numba")},

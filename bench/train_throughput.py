@@ -47,7 +47,8 @@ def beton(folder: Path, images: int, workers: int) -> Path:
             "dataset": {"source": "imagefolder", "train_path": str(source), "val_fraction": 0.01, "resolution": 224,
                         "max_side": 500, "write_mode": "proportion", "compress_probability": 0.5,
                         "jpeg_quality": 90},
-            "models": [{"name": "resnet50", "published": "2015-12-10"}, {"name": "resnet18", "published": "2015-12-10"}],
+            "models": [{"name": "resnet50", "published": "2015-12-10"},
+                       {"name": "resnet18", "published": "2015-12-10"}],
         })
         prepare_dataset(config["dataset"], path, folder / "val.beton", folder / "manifest.json", workers)
     return path

@@ -12,9 +12,11 @@ from algoprogress.config import (
     data_content,
     flop_resolutions,
     headline_threshold,
+    network_spec,
     publication_dates,
     results_settings,
     sweep_plan,
+    trial_training,
     validate_config,
 )
 from algoprogress.data import DataError, count_classes
@@ -144,12 +146,7 @@ def get_final_output():
 
 def model_spec(wildcards):
     """The network a model trains: architecture, constructor arguments, class count."""
-    model = MODELS[wildcards.model]
-    return {
-        "arch": model["arch"],
-        "kwargs": model["kwargs"],
-        "num_classes": NUM_CLASSES,
-    }
+    return network_spec(config, wildcards.model, NUM_CLASSES)
 
 
 def model_arch(wildcards):
@@ -169,8 +166,7 @@ def trial_settings(wildcards):
     the seed list: changing them reruns that trial's training only; a runtime key reruns nothing, and
     adding a seed does not rerun the others.
     """
-    trials = MODELS[wildcards.model]["trials"]
-    settings = next(t["training"] for t in trials if t["name"] == wildcards.trial)
+    settings = trial_training(config, wildcards.model, wildcards.trial)
     return {
         key: value
         for key, value in results_settings(settings).items()

@@ -5,7 +5,8 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report", "tests/data"]
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
+                  "tests/data"]
 
 
 def configfiles(value):

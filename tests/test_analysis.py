@@ -59,7 +59,8 @@ def test_robust_errors_change_the_interval_not_the_estimate(repo):
     plain = analyse_published(table, ANALYSIS)[0]
     robust = analyse_published(table, {**ANALYSIS, "robust_errors": True})[0]
     assert robust["doubling_time_months"] == pytest.approx(plain["doubling_time_months"])
-    assert robust["standard_errors"] == "HC3" and robust["doubling_time_months_low"] != plain["doubling_time_months_low"]
+    assert robust["standard_errors"] == "HC3"
+    assert robust["doubling_time_months_low"] != plain["doubling_time_months_low"]
 
 
 def test_measured_analysis_excludes_models_that_never_reached(tmp_path):
@@ -73,7 +74,7 @@ def test_measured_analysis_excludes_models_that_never_reached(tmp_path):
     assert per_model["b"]["train_pfs_days_median"] == pytest.approx(2e12 / PETAFLOP_S_DAY)
     assert result["doubling_time_months"] == result["thresholds"]["t"]["fits"]["full"]["frontier"][
         "doubling_time_months"]  # the headline is the frontier's fit by default
-    assert sorted(zip(table["window"], table["set"])) == [("full", "all"), ("full", "frontier")]
+    assert sorted(zip(table["window"], table["set"], strict=True)) == [("full", "all"), ("full", "frontier")]
 
 
 def test_no_model_reaching_gives_nulls_and_a_note_not_a_crash(tmp_path):

@@ -213,7 +213,8 @@ def test_threshold_value_may_be_the_reference_level():
     ({"headline": {"set": "best"}}, "analysis.headline.set:"),
     ({"windows": [{"name": "full"}]}, "analysis.windows[0].name: duplicate window name 'full'"),
     ({"windows": [{"name": "w", "start": "resnet50"}]}, "analysis.windows[0].start: 'resnet50' is neither"),
-    ({"windows": [{"name": "w", "start": "resnet18", "end": "alexnet"}]}, "analysis.windows[0]: start resnet18 is after"),
+    ({"windows": [{"name": "w", "start": "resnet18", "end": "alexnet"}]},
+     "analysis.windows[0]: start resnet18 is after"),
     ({"bootstrap": {"draws": -1}}, "analysis.bootstrap.draws:"),
 ])
 def test_headline_and_windows_are_checked(analysis, expected):

@@ -47,7 +47,8 @@ def test_env_versions_agree_with_requirements(env, repo):
             if package in NOT_ON_PYPI:
                 continue
             pypi = CONDA_TO_PYPI.get(package, package).lower()
-            assert pins.get(pypi) == version, f"envs/{name}.yaml: {package} {version}, requirements.txt {pins.get(pypi)}"
+            assert pins.get(pypi) == version, \
+                f"envs/{name}.yaml: {package} {version}, requirements.txt {pins.get(pypi)}"
 
 
 def test_env_python_matches_the_supported_version(env, repo):

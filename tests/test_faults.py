@@ -17,15 +17,16 @@ import pytest
 import yaml
 
 from algoprogress import curves
+from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.config import validate_config
 from algoprogress.fileio import read_json
 from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.training import TrainingInterrupted, TrainingJob, train
 from tests.helpers import snakemake
 
-SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
-                                       {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
+SETTINGS = validate_config({
+    "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
+})["models"][0]["resolved_training"]
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
         "val_loss", "train_loss", "lr"]
 
@@ -161,7 +162,8 @@ def small_filesystem(tmp_path):
     """A 2 MiB tmpfs the test mounts (root, as in CI) and unmounts."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
     assert done.returncode == 0, f"cannot mount a tmpfs (the test needs root): {done.stderr.strip()}"
     try:
         yield mount

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from algoprogress.checkpoints import load_checkpoint, save_checkpoint
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
-from algoprogress.checkpoints import load_checkpoint, save_checkpoint
 
 MODEL = "shufflenet_v2_x0_5"
 SAME = ["step", "epoch", "images_seen", "train_flops", "val_top1", "val_top5", "val_loss", "train_loss", "lr"]
@@ -36,7 +36,8 @@ def job_files(mnist_betons, tmp_path_factory):
 
 
 def command(repo, folder, root, out, checkpoint, config=None):
-    return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"), "--config", str(config or root / "config.yaml"),
+    return [sys.executable, str(repo / "workflow" / "scripts" / "train.py"),
+            "--config", str(config or root / "config.yaml"),
             "--model", MODEL, "--seed", "1", "--data-dir", str(folder), "--flops", str(root / "flops.json"),
             "--out", str(out), "--threads", "1", "--checkpoint", str(checkpoint), "--checkpoint-every", "0"]
 

@@ -345,7 +345,7 @@ def test_the_lower_envelope_end_to_end(finished_sweep):
         assert summary["winning_trials"] == winner["trial"]
         assert summary["train_flops_median"] == pytest.approx(winner["train_flops"])
         assert summary["winner_at_grid_edge"]  # a grid of two: every winner is at an edge
-        assert f"resnet18's winning trial is at the edge of its grid" in " ".join(trend["notes"])
+        assert "resnet18's winning trial is at the edge of its grid" in " ".join(trend["notes"])
     assert trend["thresholds"][rows["threshold_name"].iloc[0]]["search"]["trials_per_model"] == {
         "resnet18": 2, "mobilenet_v2": 1}
     assert any("unequal numbers of trials" in note for note in trend["notes"])

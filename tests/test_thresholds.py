@@ -18,7 +18,8 @@ def curve(model, accuracies, flops=None, seed=0, trial="base"):
     flops = flops if flops is not None else [0] + [10.0 ** (k + 1) for k in range(len(accuracies) - 1)]
     n = len(accuracies)
     return pd.DataFrame({
-        "model": model, "trial": trial, "seed": seed, "step": range(n), "epoch": np.arange(n) / 2, "images_seen": np.arange(n) * 10,
+        "model": model, "trial": trial, "seed": seed, "step": range(n), "epoch": np.arange(n) / 2,
+        "images_seen": np.arange(n) * 10,
         "train_flops": flops, "val_top1": accuracies, "wall_seconds": np.arange(n) * 1.0,
     })
 

@@ -1,3 +1,4 @@
+import itertools
 import math
 import re
 
@@ -11,8 +12,9 @@ from algoprogress.flops import count_at_resolutions, per_image_costs
 from algoprogress.schedules import evaluation_steps, learning_rate
 from algoprogress.training import TrainingJob, train
 
-SETTINGS = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
-                                       {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]["resolved_training"]
+SETTINGS = validate_config({
+    "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
+})["models"][0]["resolved_training"]
 
 
 def test_evaluation_steps_cover_start_early_points_grid_and_end():
@@ -28,8 +30,8 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     lrs = [learning_rate(step, 40, 10, settings) for step in range(40)]
     peak = int(np.argmax(lrs))
     assert 9 <= peak <= 10 and lrs[peak] == pytest.approx(1.0, abs=0.06)
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
-    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert all(a < b for a, b in itertools.pairwise(lrs[:peak + 1]))
+    assert all(a > b for a, b in itertools.pairwise(lrs[peak:]))
     assert 0 < lrs[-1] < 0.05
 
 
@@ -127,7 +129,7 @@ def test_same_seed_same_curve_on_cpu(mnist_betons, tmp_path):
     first = train(short_job(folder, seed=3, epochs=0.5), tmp_path / "a.parquet")
     second = train(short_job(folder, seed=3, epochs=0.5), tmp_path / "b.parquet")
     keys = ("step", "val_top1", "val_loss", "train_loss")
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in keys)
 
 
@@ -145,8 +147,8 @@ def test_diverging_training_writes_a_diverged_curve_with_model_step_and_lr(mnist
 def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):
     """Greyscale, CMYK, PNG-in-JPEG and one corrupt file go through the writer (within its budget) and
     a short training run whose resolution grows epoch by epoch; FLOPs are counted at each resolution."""
-    from algoprogress.schedules import flop_resolutions
     from algoprogress.data import prepare_dataset
+    from algoprogress.schedules import flop_resolutions
     from tests.helpers import write_image_folder
 
     root = write_image_folder(tmp_path / "images", broken=True, per_class=8, size=(70, 90))

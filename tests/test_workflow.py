@@ -1,7 +1,6 @@
 """The real Snakemake workflow, run in a temporary directory on the tiny config."""
 
 import json
-import math
 import subprocess
 import sys
 
@@ -40,11 +39,11 @@ def test_end_to_end_outputs(finished_run, repo):
 
     threshold_names = [t["name"] for t in config["thresholds"]]
     thresholds = pd.read_csv(results / "thresholds.csv")
-    assert sorted(zip(thresholds["threshold_name"], thresholds["model"], thresholds["seed"])) == sorted(
+    assert sorted(zip(thresholds["threshold_name"], thresholds["model"], thresholds["seed"], strict=True)) == sorted(
         (t, n, s) for t in threshold_names for n in names for s in seeds)
     assert thresholds.equals(pd.read_parquet(results / "thresholds.parquet"))
     by_model = pd.read_csv(results / "thresholds_by_model.csv")
-    assert sorted(zip(by_model["threshold_name"], by_model["model"])) == sorted(
+    assert sorted(zip(by_model["threshold_name"], by_model["model"], strict=True)) == sorted(
         (t, n) for t in threshold_names for n in names)
     assert (by_model["seeds"] == len(seeds)).all()
     trend = json.loads((results / "trend.json").read_text())
@@ -56,7 +55,7 @@ def test_end_to_end_outputs(finished_run, repo):
     assert trend["bootstrap"]["levels"] == ["seeds within models", "models"]
     assert sorted(trend["thresholds"]) == sorted(threshold_names)
     table = pd.read_csv(results / "trend.csv")
-    assert sorted(zip(table["threshold"], table["set"])) == sorted(
+    assert sorted(zip(table["threshold"], table["set"], strict=True)) == sorted(
         (t, s) for t in threshold_names for s in ("all", "frontier"))
     headline = table.loc[table["headline"]]
     assert len(headline) == 1 and headline["threshold"].iloc[0] == threshold_names[0]
@@ -165,7 +164,8 @@ def test_changing_a_threshold_reruns_the_analysis_only(finished_run, snakemake_b
     def change(config):
         config["thresholds"][0]["value"] = 0.6
 
-    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {**ANALYSIS_JOBS, "plot_model_curve": 2}
+    planned = plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change)
+    assert planned == {**ANALYSIS_JOBS, "plot_model_curve": 2}
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ table) and published tables (``analyse_published``) alike. For each threshold an
 publication dates (the whole span, ``full``, and any configured in ``analysis.windows``) two sets
 are fitted: the efficiency ``frontier`` and ``all`` models whose compute at threshold is resolved.
 
-**The headline** (``headline_choice``, the one place that defines it) is one threshold, one set and
-one window, from ``analysis.headline`` (default: the first threshold, the frontier, the whole span).
+**The headline** (``config.headline_choice``, the one place that defines it) is one threshold, one set
+and one window, from ``analysis.headline`` (default: the first threshold, the frontier, the whole span).
 ``trend.json``'s top level, the figure, the report and the README all show this fit; every other
 threshold, set and window is under ``thresholds``.
 """
@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from algoprogress.config import FULL_WINDOW, headline_choice
 from algoprogress.flops import PETAFLOP_S_DAY, to_petaflop_s_days
 from algoprogress.thresholds import compute_at_threshold, lower_envelope, per_model, seed_values, with_trial_columns
 from algoprogress.trend import (
@@ -30,7 +31,6 @@ from algoprogress.trend import (
 )
 
 SETS = ("frontier", "all")
-FULL_WINDOW = "full"
 DEFAULT_BOOTSTRAP = {"draws": 1000, "seed": 0}
 
 TREND_CSV_COLUMNS = [
@@ -44,13 +44,6 @@ TREND_CSV_COLUMNS = [
 
 EXCLUDED_NOT_REACHED = "not reached (median over seeds, a seed not reached counting as infinite compute)"
 EXCLUDED_FIRST_EVALUATION = "threshold met at the first evaluation: too low to measure this model"
-
-
-def headline_choice(analysis_cfg: dict, threshold_names: list[str]) -> dict:
-    """The headline's threshold, set and window (defaults: first threshold, frontier, whole span)."""
-    chosen = dict(analysis_cfg.get("headline") or {})
-    return {"threshold": chosen.get("threshold") or threshold_names[0], "set": chosen.get("set") or "frontier",
-            "window": chosen.get("window") or FULL_WINDOW}
 
 
 def window_bounds(window: dict, published: dict[str, str]) -> tuple[str | None, str | None]:
@@ -91,14 +84,19 @@ def _reference_point(points: pd.DataFrame, reference: str) -> dict:
     return {"model": reference, "published": row["published"], "compute": row["compute"]}
 
 
-def _in_window(points: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
-    dates = pd.to_datetime(points["published"])
-    keep = pd.Series(True, index=points.index)
+def _published_within(dates: pd.Series, start: str | None, end: str | None) -> pd.Series:
+    """Which publication dates lie in [start, end] (an end that is None is open)."""
+    dates = pd.to_datetime(dates)
+    keep = pd.Series(True, index=dates.index)
     if start is not None:
         keep &= dates >= pd.Timestamp(start)
     if end is not None:
         keep &= dates <= pd.Timestamp(end)
-    return points.loc[keep]
+    return keep
+
+
+def _in_window(points: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+    return points.loc[_published_within(points["published"], start, end)]
 
 
 def _resolved(points: pd.DataFrame) -> pd.DataFrame:
@@ -151,7 +149,7 @@ def search_summary(points: pd.DataFrame) -> dict:
     """The price of the search per model, and a warning when models got unequal numbers of trials."""
     if "trials" not in points.columns:
         return {}
-    counts = dict(zip(points["model"], points["trials"].astype(int)))
+    counts = dict(zip(points["model"], points["trials"].astype(int), strict=True))
     summary = {"trials_per_model": counts,
                "search_flops_total": float(points["search_flops"].sum()),
                "search_pfs_days_total": to_petaflop_s_days(float(points["search_flops"].sum()))}
@@ -230,8 +228,8 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
             "notes": "; ".join(fit.get("notes", []) + boot.get("notes", []))}
 
 
-def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict],
-                     analysis_cfg: dict, plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
+def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict], analysis_cfg: dict,
+                     plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
     """(trend JSON, trend CSV rows, points per threshold) for the measured curves' thresholds table."""
     envelope = lower_envelope(table)
     models = per_model(table, plan, envelope)
@@ -285,7 +283,7 @@ def analyse_published(table: pd.DataFrame, analysis_cfg: dict) -> tuple[dict, pd
         seeds_by[name] = {row.model: np.array([row.compute]) for row in points.itertuples()}
         references[name] = points.sort_values("published", kind="stable")["model"].iloc[0]
         definitions[name] = {"source": sorted(set(group.get("source", pd.Series(dtype=str)).dropna()))}
-        dates.update(zip(points["model"], points["published"]))
+        dates.update(zip(points["model"], points["published"], strict=True))
     cfg = {**analysis_cfg, "headline": None, "windows": []}
     result, csv = analyse(points_by, seeds_by, definitions, references, cfg, dates)
     return result, csv, points_by
@@ -328,13 +326,7 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
     start, end = windows_of(cfg, published)[headline["window"]]
     metric = threshold["metric"]
     curves = with_trial_columns(curves)
-    dates = pd.to_datetime(curves["model"].map(published))
-    keep = pd.Series(True, index=curves.index)
-    if start is not None:
-        keep &= dates >= pd.Timestamp(start)
-    if end is not None:
-        keep &= dates <= pd.Timestamp(end)
-    inside = curves.loc[keep]
+    inside = curves.loc[_published_within(curves["model"].map(published), start, end)]
     valid = inside.loc[inside[metric].notna()].sort_values(["model", "trial", "seed", "step"], kind="stable")
     columns = ["threshold", "metric", "set", "window", "n", "models_reached", "doubling_time_months",
                "doubling_time_months_low", "doubling_time_months_high", "doubling_time_unbounded", "r_squared",

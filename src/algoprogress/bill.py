@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from algoprogress.schedules import resolution_at_epoch
 from algoprogress.fileio import read_json, write_json
 from algoprogress.flops import PETAFLOP_S_DAY, TRAINING_FLOP_PER_MULTIPLY_ADD
+from algoprogress.schedules import resolution_at_epoch
 
 BILL_COLUMNS = ["model", "trials", "seeds", "jobs", "images_seen", "train_flops", "pfs_days", "images_per_second",
                 "gpu_hours", "gpu_hours_basis"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,15 @@ import yaml
 
 from algoprogress import sweeps
 from algoprogress.architectures import KNOWN_ARCHITECTURES
+
 # flop_resolutions is re-exported: rules/common.smk imports it from here
 from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schema"
+
+
+# the window that spans every publication date (`analysis.windows` adds others)
+FULL_WINDOW = "full"
 
 
 class ConfigError(ValueError):
@@ -205,7 +211,7 @@ def _check_analysis(config: dict, today: dt.date | None) -> None:
     analysis = config["analysis"]
     thresholds = [t["name"] for t in config["thresholds"]]
     models = {m["name"]: m["published"] for m in config["models"]}
-    windows = ["full"]
+    windows = [FULL_WINDOW]
     for index, window in enumerate(analysis["windows"]):
         key = f"analysis.windows[{index}]"
         if window["name"] in windows:
@@ -248,7 +254,7 @@ def check_thresholds_for_classes(thresholds: list[dict], num_classes: int) -> No
 def _check_step_fractions(settings: dict, key: str) -> None:
     """A schema cannot say "strictly increasing"."""
     fractions = settings.get("step_fractions")
-    if fractions and any(a >= b for a, b in zip(fractions, fractions[1:])):
+    if fractions and any(a >= b for a, b in itertools.pairwise(fractions)):
         raise ConfigError(f"{key}.step_fractions: {fractions} is not strictly increasing")
 
 
@@ -363,10 +369,18 @@ def sweep_plan(config: dict) -> dict[str, dict]:
             for model in config["models"]}
 
 
+def headline_choice(analysis_cfg: dict, threshold_names: list[str]) -> dict:
+    """The headline's threshold, set and window: `analysis.headline`, each part left null defaulting to
+    the first threshold, the frontier and the whole span. The one place that says what the headline is."""
+    chosen = dict(analysis_cfg.get("headline") or {})
+    return {"threshold": chosen.get("threshold") or threshold_names[0], "set": chosen.get("set") or "frontier",
+            "window": chosen.get("window") or FULL_WINDOW}
+
+
 def headline_threshold(config: dict) -> dict:
-    """The headline's threshold entry: `analysis.headline.threshold`, else the first threshold."""
-    chosen = (config["analysis"].get("headline") or {}).get("threshold")
-    return next((t for t in config["thresholds"] if t["name"] == chosen), config["thresholds"][0])
+    """The headline's threshold entry (see ``headline_choice``)."""
+    name = headline_choice(config["analysis"], [t["name"] for t in config["thresholds"]])["threshold"]
+    return next(t for t in config["thresholds"] if t["name"] == name)
 
 
 def publication_dates(config: dict) -> dict[str, str]:
@@ -376,3 +390,15 @@ def publication_dates(config: dict) -> dict[str, str]:
 def model_table(config: dict) -> dict[str, dict]:
     """Models by name, in config order."""
     return {model["name"]: model for model in config["models"]}
+
+
+def network_spec(config: dict, name: str, num_classes: int) -> dict:
+    """The network a model trains: architecture, constructor arguments, class count (of the data set:
+    algoprogress.data.count_classes, known before any image is read)."""
+    model = model_table(config)[name]
+    return {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": num_classes}
+
+
+def trial_training(config: dict, name: str, trial: str) -> dict:
+    """A trial's resolved training settings, runtime keys included (what the training job runs with)."""
+    return next(t["training"] for t in model_table(config)[name]["trials"] if t["name"] == trial)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
@@ -19,31 +20,46 @@ from algoprogress.fileio import atomic_path
 
 METADATA_KEY = b"algoprogress"
 
+
+def _column(dtype: str, meaning: str, **default):
+    return field(metadata={"dtype": dtype, "meaning": meaning}, **default)
+
+
+@dataclass
+class CurveRow:
+    """One row of the curve, one evaluation: the curve's columns, in order, each with its pandas dtype and
+    meaning. Training builds its rows as CurveRow, so a missing or misnamed column fails at once."""
+
+    model: str = _column("string", "model name (config `models[].name`)")
+    arch: str = _column("string", "torchvision constructor")
+    seed: int = _column("int64", "training seed")
+    trial: str = _column("string", "name of the trial (one model's run with its own settings); `base` by default")
+    step: int = _column("int64", "optimisation steps taken before this evaluation")
+    epoch: float = _column("float64", "passes over the training split (step / steps per epoch)")
+    images_seen: int = _column("int64", "training images processed (step x batch size)")
+    recipe: str = _column("string", "name of the training recipe (config `recipes`), or `custom`")
+    resolution: int = _column("int64", "training resolution of the last step before the evaluation (px)")
+    train_flops: float = _column("float64", "cumulative training FLOP, by the convention in algoprogress.flops")
+    train_pfs_days: float = _column("float64", "train_flops in petaflop/s-days (1e15 x 86400 FLOP)")
+    train_flops_measured: float = _column("float64",
+                                          "cumulative training FLOP measured by torch's FlopCounterMode (cross-check)")
+    train_pfs_days_measured: float = _column("float64", "train_flops_measured in petaflop/s-days")
+    eval_flops: float = _column("float64",
+                                "cumulative evaluation FLOP (2 x forward multiply-adds x images; not training compute)")
+    val_top1: float = _column("float64", "top-1 accuracy on the validation split, fraction")
+    val_top5: float = _column("float64", "top-5 accuracy on the validation split, fraction")
+    val_loss: float = _column("float64", "mean cross-entropy on the validation split")
+    train_loss: float = _column("float64", "mean training loss since the previous evaluation")
+    lr: float = _column("float64", "learning rate of the last step before the evaluation")
+    wall_seconds: float = _column("float64", "seconds since training started, evaluations included")
+    eval_seconds: float = _column("float64", "cumulative seconds spent evaluating")
+    # known when training ends: False until then
+    diverged: bool = _column(
+        "bool", "training stopped on a non-finite loss after this curve's last row (every row says so)", default=False)
+
+
 # column -> (pandas dtype, meaning)
-CURVE_COLUMNS = {
-    "model": ("string", "model name (config `models[].name`)"),
-    "arch": ("string", "torchvision constructor"),
-    "seed": ("int64", "training seed"),
-    "trial": ("string", "name of the trial (one model's run with its own settings); `base` by default"),
-    "step": ("int64", "optimisation steps taken before this evaluation"),
-    "epoch": ("float64", "passes over the training split (step / steps per epoch)"),
-    "images_seen": ("int64", "training images processed (step x batch size)"),
-    "recipe": ("string", "name of the training recipe (config `recipes`), or `custom`"),
-    "resolution": ("int64", "training resolution of the last step before the evaluation (px)"),
-    "train_flops": ("float64", "cumulative training FLOP, by the convention in algoprogress.flops"),
-    "train_pfs_days": ("float64", "train_flops in petaflop/s-days (1e15 x 86400 FLOP)"),
-    "train_flops_measured": ("float64", "cumulative training FLOP measured by torch's FlopCounterMode (cross-check)"),
-    "train_pfs_days_measured": ("float64", "train_flops_measured in petaflop/s-days"),
-    "eval_flops": ("float64", "cumulative evaluation FLOP (2 x forward multiply-adds x images; not training compute)"),
-    "val_top1": ("float64", "top-1 accuracy on the validation split, fraction"),
-    "val_top5": ("float64", "top-5 accuracy on the validation split, fraction"),
-    "val_loss": ("float64", "mean cross-entropy on the validation split"),
-    "train_loss": ("float64", "mean training loss since the previous evaluation"),
-    "lr": ("float64", "learning rate of the last step before the evaluation"),
-    "wall_seconds": ("float64", "seconds since training started, evaluations included"),
-    "eval_seconds": ("float64", "cumulative seconds spent evaluating"),
-    "diverged": ("bool", "training stopped on a non-finite loss after this curve's last row (every row says so)"),
-}
+CURVE_COLUMNS = {column.name: (column.metadata["dtype"], column.metadata["meaning"]) for column in fields(CurveRow)}
 
 
 def empty_curve() -> pd.DataFrame:

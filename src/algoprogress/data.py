@@ -171,7 +171,7 @@ def drop_undecodable(source: ImageSource, indices: np.ndarray, workers: int) -> 
     paths = [source.root / source.ids[i] for i in indices]
     with multiprocessing.get_context("fork").Pool(max(1, workers)) as pool:
         failures = pool.map(_check_decodable, paths, chunksize=64)
-    keep = np.asarray([i for i, failure in zip(indices, failures) if failure is None], dtype=np.int64)
+    keep = np.asarray([i for i, failure in zip(indices, failures, strict=True) if failure is None], dtype=np.int64)
     return keep, [failure for failure in failures if failure is not None]
 
 
@@ -201,7 +201,7 @@ def _writer_process(temporary, source, indices, dataset_cfg, workers, errors) ->
     os.setpgrp()  # its own process group, with FFCV's workers, so that a stuck write can be ended whole
     try:
         _write_beton_here(temporary, source, indices, dataset_cfg, workers)
-    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
+    except BaseException as error:  # reported to the parent, which raises it
         errors.put(f"{type(error).__name__}: {error}")
         raise SystemExit(1) from None
 
@@ -223,7 +223,7 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     import signal
     import time
 
-    import ffcv.fields  # noqa: F401  (imported once here, inherited by the writer process)
+    import ffcv.fields  # imported once here, inherited by the writer process
     import ffcv.writer  # noqa: F401
 
     context = multiprocessing.get_context("fork")
@@ -254,7 +254,7 @@ def _split_summary(source: ImageSource, indices: np.ndarray, path: Path) -> dict
     return {
         "file": path.name,
         "images": len(indices),
-        "images_per_class": {name: int(n) for name, n in zip(source.classes, counts)},
+        "images_per_class": {name: int(n) for name, n in zip(source.classes, counts, strict=True)},
         "sha256": sha256_of_file(path),
         "bytes": path.stat().st_size,
     }

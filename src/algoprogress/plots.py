@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algoprogress.config import FULL_WINDOW
 from algoprogress.fileio import atomic_path
 from algoprogress.thresholds import DEFAULT_TRIAL, with_trial_columns
 from algoprogress.trend import confidence_band, decimal_year
@@ -42,7 +43,7 @@ def _interval_text(fit: dict, prefix: str = "") -> str:
 
 def fit_label(fit: dict, set_name: str, window: str) -> str:
     """The legend of a fitted line: doubling time, OLS and bootstrap intervals, R^2, n."""
-    span = "" if window == "full" else f", window {window}"
+    span = "" if window == FULL_WINDOW else f", window {window}"
     label = (f"fit on {set_name}{span}: doubling every {fit['doubling_time_months']:.1f} months "
              f"({_interval_text(fit, 'OLS ')}")
     boot = fit.get("bootstrap") or {}
@@ -69,7 +70,7 @@ def efficiency_panel(ax, points: pd.DataFrame, fits: dict, title: str, level: fl
     if bounds.any():
         ax.scatter(years[bounds], points.loc[bounds, "lower_bound"], marker="^", facecolors="none",
                    edgecolors=OTHER_COLOUR, zorder=3, label="not reached (compute spent: lower bound)")
-    for year, value, bound, model in zip(years, compute, points["lower_bound"], points["model"]):
+    for year, value, bound, model in zip(years, compute, points["lower_bound"], points["model"], strict=True):
         shown = value if np.isfinite(value) and value > 0 else bound
         if np.isfinite(shown):
             ax.annotate(str(model), (year, shown), textcoords="offset points", xytext=(5, 4), fontsize=7)
@@ -103,7 +104,7 @@ def efficiency_figure(panels: list[dict], path: str | Path, level: float = 0.95,
     """The paper's figure, one panel per threshold. Each panel: {points, fits, title, headline}."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 4.8 * len(panels)), dpi=150, squeeze=False)
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
         efficiency_panel(ax, panel["points"], panel["fits"], panel["title"], level, robust, panel["headline"])
     _save(fig, path)
 
@@ -148,13 +149,14 @@ def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, pu
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=150)
     for points, label, colour, marker in ((measured, measured_label, "tab:blue", "o"),
                                           (published, published_label, "tab:orange", "s")):
-        points = points.loc[pd.to_numeric(points["compute"], errors="coerce") > 0].assign(year=lambda d: d["published"].map(decimal_year))
+        points = points.loc[pd.to_numeric(points["compute"], errors="coerce") > 0]
+        points = points.assign(year=points["published"].map(decimal_year))
         if points.empty:
             continue
         reference = points.sort_values("year", kind="stable").iloc[0]
         factor = reference["compute"] / points["compute"]
         ax.scatter(points["year"], factor, color=colour, marker=marker, zorder=3, label=label)
-        for year, value, model in zip(points["year"], factor, points["model"]):
+        for year, value, model in zip(points["year"], factor, points["model"], strict=True):
             ax.annotate(str(model), (year, value), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour)
         if len(points) >= 2 and points["year"].nunique() >= 2:
             slope, intercept = np.polyfit(points["year"], np.log2(factor), 1)

@@ -110,7 +110,7 @@ def trial_values(grid: dict[str, list], where: str, model_name: str) -> list[dic
     """Every combination of the grid, in a stable order (keys sorted, each key's values sorted), with
     its name; names that collide are refused (`where`: the model's key, e.g. `models[2]`)."""
     keys = sorted(grid)
-    combinations = [dict(zip(keys, chosen)) for chosen in itertools.product(*(grid[key] for key in keys))]
+    combinations = [dict(zip(keys, chosen, strict=True)) for chosen in itertools.product(*(grid[key] for key in keys))]
     named: dict[str, dict] = {}
     for values in combinations:
         name = trial_name(values)

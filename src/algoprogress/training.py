@@ -367,21 +367,21 @@ class TrainingRun:
         self.bar.set_postfix(top1=f"{metrics['val_top1']:.3f}", refresh=False)
 
     def _curve_row(self, metrics: dict) -> dict:
-        """One row of the curve but ``diverged`` (known at the end; ``finish`` adds it): its columns are
-        curves.CURVE_COLUMNS, which curves.as_curve checks when the curve is written."""
+        """One row of the curve (curves.CurveRow, as a dict for the checkpoint); ``diverged`` is known at
+        the end (``finish`` sets it)."""
         job, state = self.job, self.state
-        return {
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "recipe": self.recipe,
-            "step": state.step, "epoch": state.step / self.steps_per_epoch,
-            "images_seen": state.step * self.settings["batch_size"], "resolution": self.resolution,
-            "train_flops": state.train_flops, "train_pfs_days": flops.to_petaflop_s_days(state.train_flops),
-            "train_flops_measured": state.train_flops_measured,
-            "train_pfs_days_measured": flops.to_petaflop_s_days(state.train_flops_measured),
-            "eval_flops": state.eval_flops,
+        return dataclasses.asdict(curves.CurveRow(
+            model=job.model_name, arch=job.arch, seed=job.seed, trial=job.trial, recipe=self.recipe,
+            step=state.step, epoch=state.step / self.steps_per_epoch,
+            images_seen=state.step * self.settings["batch_size"], resolution=self.resolution,
+            train_flops=state.train_flops, train_pfs_days=flops.to_petaflop_s_days(state.train_flops),
+            train_flops_measured=state.train_flops_measured,
+            train_pfs_days_measured=flops.to_petaflop_s_days(state.train_flops_measured),
+            eval_flops=state.eval_flops,
             **metrics,
-            "train_loss": state.loss_since_eval / state.steps_since_eval if state.steps_since_eval else float("nan"),
-            "lr": self.lr, "wall_seconds": self.wall_seconds(), "eval_seconds": state.eval_seconds,
-        }
+            train_loss=state.loss_since_eval / state.steps_since_eval if state.steps_since_eval else float("nan"),
+            lr=self.lr, wall_seconds=self.wall_seconds(), eval_seconds=state.eval_seconds,
+        ))
 
     def checkpoint(self, always: bool = True) -> None:
         """Save the run (process 0); at evaluation points (``always=False``) at most once per

@@ -8,5 +8,8 @@ import pathlib
 import sys
 
 SRC = str(pathlib.Path(__file__).resolve().parents[2] / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+# first, even when already listed: Snakemake's `script:` hands the job the parent's sys.path, where an
+# installed algoprogress (another checkout's, say) may stand before this checkout's src/
+if SRC in sys.path:
+    sys.path.remove(SRC)
+sys.path.insert(0, SRC)

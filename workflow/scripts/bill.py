@@ -12,7 +12,6 @@ Training images per epoch come from results/data/manifest.json when it exists, e
 exist here. fvcore counts on CPU, cached under --flops-cache (default: results/flops if present).
 """
 
-import argparse
 import os
 import sys
 
@@ -26,7 +25,7 @@ from algoprogress.bill import (
     format_bill,
     training_images,
 )
-from algoprogress.cli import fail, log_to
+from algoprogress.cli import entry, fail
 from algoprogress.config import ConfigError, load_config
 from algoprogress.data import DataError, count_classes
 from algoprogress.fileio import read_json, write_csv
@@ -47,7 +46,8 @@ def throughputs(config, everyone, per_model):
     return rates
 
 
-def num_classes(config, manifest, given):
+def classes(config, manifest, given):
+    """The class count: the data manifest's, else --num-classes, else counted from the config's data set."""
     if os.path.exists(manifest):
         return read_json(manifest)["num_classes"]
     if given is not None:
@@ -58,8 +58,29 @@ def num_classes(config, manifest, given):
         fail(f"{error}; give --num-classes N")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(config, manifest, train_images, num_classes, images_per_second, throughput, utilisation, peak_tflops,
+        max_images_per_second, flops_cache, csv):
+    """The bill of the config at ``config``; the arguments are the command line's flags."""
+    try:
+        validated = load_config(config, check_paths=False)
+        images = training_images(validated, manifest, train_images)
+        counter = MultiplyAddCounter(classes(validated, manifest, num_classes), flops_cache)
+        if utilisation is not None and not 0 < utilisation <= 1:
+            raise BillError(f"--utilisation: {utilisation} is not in (0, 1]")
+        rate = utilisation * peak_tflops * 1e12 if utilisation else None
+        table = bill(validated, images, counter, throughputs(validated, images_per_second, throughput), rate,
+                     max_images_per_second)
+    except (ConfigError, BillError) as error:
+        fail(str(error))
+    print(f"{config}: {images:,} training images per epoch"
+          + (f"; GPU-hours at {utilisation:.0%} of {peak_tflops:g} TFLOP/s where no throughput is given"
+             if utilisation else ""), file=sys.stderr)
+    print(format_bill(table))
+    if csv:
+        write_csv(csv, table)
+
+
+def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML")
     parser.add_argument("--manifest", default="results/data/manifest.json",
                         help="data manifest to take the image and class counts from, if it exists")
@@ -78,26 +99,8 @@ def main(argv=None):
     parser.add_argument("--flops-cache", default="results/flops" if os.path.isdir("results/flops") else None,
                         help="folder of cached FLOP counts (default: results/flops if present)")
     parser.add_argument("--csv", help="also write the bill as CSV")
-    args = parser.parse_args(argv)
-    log_to(None)
-    try:
-        config = load_config(args.config, check_paths=False)
-        images = training_images(config, args.manifest, args.train_images)
-        counter = MultiplyAddCounter(num_classes(config, args.manifest, args.num_classes), args.flops_cache)
-        if args.utilisation is not None and not 0 < args.utilisation <= 1:
-            raise BillError(f"--utilisation: {args.utilisation} is not in (0, 1]")
-        rate = args.utilisation * args.peak_tflops * 1e12 if args.utilisation else None
-        table = bill(config, images, counter, throughputs(config, args.images_per_second, args.throughput), rate,
-                     args.max_images_per_second)
-    except (ConfigError, BillError) as error:
-        fail(str(error))
-    print(f"{args.config}: {images:,} training images per epoch"
-          + (f"; GPU-hours at {args.utilisation:.0%} of {args.peak_tflops:g} TFLOP/s where no throughput is given"
-             if args.utilisation else ""), file=sys.stderr)
-    print(format_bill(table))
-    if args.csv:
-        write_csv(args.csv, table)
 
 
 if __name__ == "__main__":
-    main()
+    # not a Snakemake rule: the flags are run()'s arguments as they are
+    entry(run, __doc__, arguments, vars)

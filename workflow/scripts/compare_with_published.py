@@ -6,14 +6,13 @@ Snakemake rule `compare_with_published`; also a CLI:
         --table resources/published/hernandez_brown_2020.csv --thresholds results/thresholds.parquet --out fig.png
 """
 
-import argparse
 import pathlib
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
 from algoprogress.analysis import comparison_points, model_points, read_published_table
-from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import headline_threshold, publication_dates
 from algoprogress.plots import measured_vs_published_figure
 from algoprogress.thresholds import per_model
@@ -32,23 +31,24 @@ def run(table_file, thresholds_file, published_dates, threshold, dataset, out):
                                  f"Measured ({dataset}) and published results, each relative to its earliest model")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML (model dates, headline threshold)")
     parser.add_argument("--table", required=True, help="published CSV")
     parser.add_argument("--thresholds", required=True, help="thresholds.parquet of the run")
     parser.add_argument("--out", required=True, help="PNG to write")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
-    threshold = headline_threshold(config)
-    run(args.table, args.thresholds, publication_dates(config), threshold, config["dataset"]["name"], args.out)
+    return dict(table_file=args.table, thresholds_file=args.thresholds, published_dates=publication_dates(config),
+                threshold=headline_threshold(config), dataset=config["dataset"]["name"], out=args.out)
+
+
+def from_snakemake(job):
+    return dict(table_file=job.input.table, thresholds_file=job.input.thresholds,
+                published_dates=job.params.published, threshold=job.params.threshold, dataset=job.params.dataset,
+                out=job.output.figure)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.table, snakemake.input.thresholds, snakemake.params.published,
-            snakemake.params.threshold, snakemake.params.dataset, snakemake.output.figure)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

@@ -8,13 +8,12 @@ resolution counts only that one); also a CLI:
         --num-classes 10 --out r18.json
 """
 
-import argparse
 import json
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import log_to
+from algoprogress.cli import entry
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
 
@@ -27,26 +26,24 @@ def run(spec, out):
               f"measured training step / convention = {count['measured_over_convention']:.3f}", file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--arch", required=True, help="torchvision constructor name")
     parser.add_argument("--resolution", type=int, action="append", required=True,
                         help="input side in pixels (repeat for several)")
     parser.add_argument("--num-classes", type=int, required=True)
     parser.add_argument("--kwargs", default="{}", help="constructor keyword arguments as JSON")
     parser.add_argument("--out", required=True, help="JSON file to write")
-    args = parser.parse_args(argv)
-    log_to(None)
-    spec = {"arch": args.arch, "resolutions": args.resolution, "num_classes": args.num_classes,
-            "kwargs": json.loads(args.kwargs)}
-    run(spec, args.out)
+
+
+def from_args(args):
+    return dict(spec={"arch": args.arch, "resolutions": args.resolution, "num_classes": args.num_classes,
+                      "kwargs": json.loads(args.kwargs)}, out=args.out)
+
+
+def from_snakemake(job):
+    return dict(spec={"arch": job.params.arch, "kwargs": job.params.kwargs, "num_classes": job.params.num_classes,
+                      "resolutions": [job.params.resolution]}, out=job.output[0])
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        params = snakemake.params
-        run({"arch": params.arch, "kwargs": params.kwargs, "num_classes": params.num_classes,
-             "resolutions": [params.resolution]}, snakemake.output[0])
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

@@ -1,15 +1,15 @@
 """Plot learning curves: the headline threshold's metric against cumulative training compute, every curve.
 
 Snakemake rule `plot_learning_curves`; also a CLI:
-    python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png results/curves/*/*.parquet
+    python workflow/scripts/plot_learning_curves.py --metric val_top1 --value 0.9 --out curves.png \
+        results/curves/*/*/*.parquet
 """
 
-import argparse
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import log_to
+from algoprogress.cli import entry
 from algoprogress.curves import read_curves
 from algoprogress.plots import learning_curves_figure
 from algoprogress.thresholds import resolved_values
@@ -22,20 +22,22 @@ def run(curve_files, threshold, out, thresholds_file=None):
     learning_curves_figure(read_curves(curve_files), threshold["metric"], float(value), out)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
     parser.add_argument("--metric", default="val_top1", choices=["val_top1", "val_top5"])
     parser.add_argument("--value", type=float, required=True, help="threshold drawn as a line")
     parser.add_argument("--out", required=True, help="PNG to write")
-    args = parser.parse_args(argv)
-    log_to(None)
-    run(args.curves, {"name": "threshold", "metric": args.metric, "value": args.value}, args.out)
+
+
+def from_args(args):
+    return dict(curve_files=args.curves, threshold={"name": "threshold", "metric": args.metric, "value": args.value},
+                out=args.out)
+
+
+def from_snakemake(job):
+    return dict(curve_files=job.input.curves, threshold=job.params.threshold, out=job.output.figure,
+                thresholds_file=job.input.thresholds)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.params.threshold, snakemake.output.figure, snakemake.input.thresholds)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

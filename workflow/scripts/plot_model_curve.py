@@ -6,12 +6,11 @@ Snakemake rule `plot_model_curve`; also a CLI:
         --out resnet18.png results/curves/resnet18/*.parquet
 """
 
-import argparse
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.plots import model_curve_figure
 from algoprogress.thresholds import with_resolved_values
@@ -27,21 +26,22 @@ def run(curve_files, thresholds_csv, thresholds, out):
     model_curve_figure(curves, crossings.loc[crossings["model"].isin(curves["model"].unique())], thresholds, out)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("curves", nargs="+", help="the model's curve Parquet files (one per seed)")
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds`)")
     parser.add_argument("--thresholds", required=True, help="thresholds.csv of the run")
     parser.add_argument("--out", required=True, help="PNG to write")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
-    run(args.curves, args.thresholds, config["thresholds"], args.out)
+    return dict(curve_files=args.curves, thresholds_csv=args.thresholds, thresholds=config["thresholds"], out=args.out)
+
+
+def from_snakemake(job):
+    return dict(curve_files=job.input.curves, thresholds_csv=job.input.thresholds, thresholds=job.params.thresholds,
+                out=job.output.figure)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.input.thresholds, snakemake.params.thresholds, snakemake.output.figure)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

@@ -4,13 +4,12 @@ Snakemake rule `prepare_data`; also a CLI:
     python workflow/scripts/prepare_data.py --config config/config.yaml --out-dir results/data
 """
 
-import argparse
 import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.data import DataError, prepare_dataset
 
 
@@ -25,22 +24,23 @@ def run(dataset_cfg, train, val, manifest, workers):
           file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML (its `dataset` section is used)")
     parser.add_argument("--out-dir", required=True, help="folder for train.beton, val.beton, manifest.json")
     parser.add_argument("--workers", type=int, default=2, help="writer processes")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
-    run(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", args.workers)
+    return dict(dataset_cfg=config["dataset"], train=out / "train.beton", val=out / "val.beton",
+                manifest=out / "manifest.json", workers=args.workers)
+
+
+def from_snakemake(job):
+    return dict(dataset_cfg=job.config["dataset"], train=job.output.train, val=job.output.val,
+                manifest=job.output.manifest, workers=job.threads)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.config["dataset"], snakemake.output.train, snakemake.output.val,
-            snakemake.output.manifest, snakemake.threads)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

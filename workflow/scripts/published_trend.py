@@ -5,14 +5,13 @@ Snakemake rule `published_trend`; also a CLI:
     python workflow/scripts/published_trend.py --table resources/published/hernandez_brown_2020.csv --out-dir out
 """
 
-import argparse
 import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.analysis import analyse_published, headline_choice, read_published_table
-from algoprogress.cli import fail, log_to
+from algoprogress.analysis import analyse_published, read_published_table
+from algoprogress.cli import entry, fail
 from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
 
@@ -26,7 +25,7 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
     result["table"] = str(table_file)
     write_json(json_out, result)
     write_csv(csv_out, rows)
-    headline = headline_choice({}, list(points_by))
+    headline = result["headline"]
     panels = [{"points": points, "fits": result["thresholds"][name]["fits"], "headline": headline,
                "title": f"Published: training compute to reach {name} ({pathlib.Path(table_file).name})"}
               for name, points in points_by.items()]
@@ -34,25 +33,26 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
     print(rows.to_string(index=False), file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--table", required=True, help="published CSV: threshold, model, published, compute_pfs_days")
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
     parser.add_argument("--confidence-level", type=float, default=0.95)
     parser.add_argument("--robust-errors", action="store_true", help="HC3 standard errors")
     parser.add_argument("--bootstrap-draws", type=int, default=1000, help="bootstrap draws (0: none)")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     out = pathlib.Path(args.out_dir)
     analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors,
                 "bootstrap": {"draws": args.bootstrap_draws, "seed": 0}}
-    run(args.table, analysis, out / "trend.json", out / "trend.csv", out / "efficiency.png")
+    return dict(table_file=args.table, analysis_cfg=analysis, json_out=out / "trend.json", csv_out=out / "trend.csv",
+                figure_out=out / "efficiency.png")
+
+
+def from_snakemake(job):
+    return dict(table_file=job.input.table, analysis_cfg=job.params.analysis, json_out=job.output.json,
+                csv_out=job.output.csv, figure_out=job.output.figure)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.table, snakemake.params.analysis, snakemake.output.json, snakemake.output.csv,
-            snakemake.output.figure)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

@@ -6,16 +6,15 @@ Snakemake rule `threshold_sweep`; also a CLI:
         --out-dir results results/curves/*/*/*.parquet
 """
 
-import argparse
 import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.analysis import headline_choice, threshold_sweep
-from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import headline_threshold, publication_dates, sweep_plan
+from algoprogress.analysis import threshold_sweep
+from algoprogress.cli import config_or_fail, entry, fail
+from algoprogress.config import headline_choice, headline_threshold, publication_dates, sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import write_csv
 from algoprogress.plots import threshold_sweep_figure
@@ -41,25 +40,26 @@ def run(curve_files, thresholds_file, published, threshold, analysis_cfg, plan, 
     print(sweep.to_string(index=False), file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
     parser.add_argument("--config", required=True, help="workflow config YAML")
     parser.add_argument("--thresholds", required=True, help="thresholds.parquet of the run (resolved values)")
     parser.add_argument("--out-dir", required=True, help="folder for threshold_sweep.csv and threshold_sweep.png")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
-    threshold = headline_threshold(config)
     out = pathlib.Path(args.out_dir)
-    run(args.curves, args.thresholds, publication_dates(config), threshold, config["analysis"], sweep_plan(config),
-        out / "threshold_sweep.csv", out / "threshold_sweep.png")
+    return dict(curve_files=args.curves, thresholds_file=args.thresholds, published=publication_dates(config),
+                threshold=headline_threshold(config), analysis_cfg=config["analysis"], plan=sweep_plan(config),
+                csv_out=out / "threshold_sweep.csv", figure_out=out / "threshold_sweep.png")
+
+
+def from_snakemake(job):
+    return dict(curve_files=job.input.curves, thresholds_file=job.input.thresholds, published=job.params.published,
+                threshold=job.params.threshold, analysis_cfg=job.params.analysis, plan=job.params.plan,
+                csv_out=job.output.csv, figure_out=job.output.figure)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.input.thresholds, snakemake.params.published, snakemake.params.threshold,
-            snakemake.params.analysis, snakemake.params.plan, snakemake.output.csv, snakemake.output.figure)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

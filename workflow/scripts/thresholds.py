@@ -8,13 +8,12 @@ Snakemake rule `thresholds`; also a CLI:
     python workflow/scripts/thresholds.py --config config/config.yaml --out-dir results results/curves/*/*/*.parquet
 """
 
-import argparse
 import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import config_or_fail, fail, log_to
+from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import atomic_path, write_csv
@@ -46,23 +45,26 @@ def run(curve_files, thresholds, reference, plan, csv_out, parquet_out, by_model
     print(summary.to_string(index=False), file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
-    run(args.curves, config["thresholds"], config["analysis"]["reference_model"], sweep_plan(config),
-        out / "thresholds.csv", out / "thresholds.parquet", out / "thresholds_by_model.csv")
+    return dict(curve_files=args.curves, thresholds=config["thresholds"],
+                reference=config["analysis"]["reference_model"], plan=sweep_plan(config),
+                csv_out=out / "thresholds.csv", parquet_out=out / "thresholds.parquet",
+                by_model_out=out / "thresholds_by_model.csv")
+
+
+def from_snakemake(job):
+    return dict(curve_files=job.input.curves, thresholds=job.params.thresholds, reference=job.params.reference,
+                plan=job.params.plan, csv_out=job.output.csv, parquet_out=job.output.parquet,
+                by_model_out=job.output.by_model)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.curves, snakemake.params.thresholds, snakemake.params.reference, snakemake.params.plan,
-            snakemake.output.csv, snakemake.output.parquet, snakemake.output.by_model)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

@@ -12,16 +12,15 @@ one exists, and checkpoints on SIGTERM. A model that diverges (non-finite loss) 
 failure: its curve up to that point is written, marked `diverged`, and the job succeeds.
 """
 
-import argparse
 import os
 import pathlib
 import sys
 
 import algoprogress_path  # makes src/ importable
 
-from algoprogress.cli import config_or_fail, fail, log_to
-from algoprogress.config import model_table
-from algoprogress.data import DataError, verify_data_files
+from algoprogress.cli import config_or_fail, entry, fail
+from algoprogress.config import model_table, network_spec, trial_training
+from algoprogress.data import DataError, count_classes, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import merge_counts, per_image_costs
 from algoprogress.integrity import data_problem, repair_command
@@ -63,8 +62,7 @@ def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flo
     print(f"{name} trial {trial} seed {seed}: wrote {out}", file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML")
     parser.add_argument("--model", required=True, help="a `models[].name` of the config")
     parser.add_argument("--trial", default="base", help="a trial of the model's sweep (default: base, no sweep)")
@@ -79,36 +77,39 @@ def main(argv=None):
                         help="seconds between checkpoints at evaluation points (default: the config's "
                              "training.checkpoint_every_seconds; SIGTERM always saves)")
     parser.add_argument("--no-verify", action="store_true", help="skip the .beton hash check")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
     models = model_table(config)
     if args.model not in models:
         fail(f"--model: {args.model!r} is not a model of {args.config}")
-    model = models[args.model]
-    trials = {trial["name"]: trial["training"] for trial in model["trials"]}
+    trials = [trial["name"] for trial in models[args.model]["trials"]]
     if args.trial not in trials:
         fail(f"--trial: {args.trial!r} is not a trial of {args.model} (trials: {', '.join(trials)})")
-    data = pathlib.Path(args.data_dir)
-    manifest = data / "manifest.json"
-    spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": read_json(manifest)["num_classes"]}
-    settings = dict(trials[args.trial])
+    try:
+        spec = network_spec(config, args.model, count_classes(config["dataset"]))
+    except DataError as error:
+        fail(str(error))
+    settings = dict(trial_training(config, args.model, args.trial))
     if args.checkpoint_every is not None:
         settings["checkpoint_every_seconds"] = args.checkpoint_every
-    run(args.model, args.trial, args.seed, spec, settings, data / "train.beton", data / "val.beton", manifest,
-        args.flops, args.out, args.threads, args.checkpoint, not args.no_verify)
+    data = pathlib.Path(args.data_dir)
+    return dict(name=args.model, trial=args.trial, seed=args.seed, spec=spec, settings=settings,
+                train_beton=data / "train.beton", val_beton=data / "val.beton", manifest=data / "manifest.json",
+                flops_jsons=args.flops, out=args.out, threads=args.threads, checkpoint=args.checkpoint,
+                verify=not args.no_verify)
+
+
+def from_snakemake(job):
+    # params.training holds the results settings only (what reruns the job when it changes); the job
+    # runs with the trial's full settings, runtime keys included, from the validated config
+    return dict(name=job.wildcards.model, trial=job.wildcards.trial, seed=job.wildcards.seed, spec=job.params.spec,
+                settings=trial_training(job.config, job.wildcards.model, job.wildcards.trial),
+                train_beton=job.input.train, val_beton=job.input.val, manifest=job.input.manifest,
+                flops_jsons=list(job.input.flops), out=job.output.curve, threads=job.threads,
+                checkpoint=job.params.checkpoint_file, verify=job.config["dataset"]["verify_hash"])
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        # params.training holds the results settings only (what reruns the job when it changes); the job
-        # runs with the trial's full settings, runtime keys included, from the validated config
-        model = model_table(snakemake.config)[snakemake.wildcards.model]
-        settings = next(t["training"] for t in model["trials"] if t["name"] == snakemake.wildcards.trial)
-        run(snakemake.wildcards.model, snakemake.wildcards.trial, snakemake.wildcards.seed, snakemake.params.spec,
-            settings, snakemake.input.train, snakemake.input.val, snakemake.input.manifest, list(snakemake.input.flops),
-            snakemake.output.curve, snakemake.threads, snakemake.params.checkpoint_file,
-            verify=snakemake.config["dataset"]["verify_hash"])
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

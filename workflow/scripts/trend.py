@@ -7,15 +7,14 @@ Snakemake rule `trend`; also a CLI:
         --out-dir results
 """
 
-import argparse
 import pathlib
 import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.analysis import analyse_measured, headline_choice
-from algoprogress.cli import config_or_fail, log_to
+from algoprogress.analysis import analyse_measured
+from algoprogress.cli import config_or_fail, entry
 from algoprogress.config import publication_dates, sweep_plan
 from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
@@ -30,7 +29,7 @@ def run(thresholds_file, published, thresholds_cfg, analysis_cfg, plan, json_out
         print(f"note: {note}", file=sys.stderr)
     write_json(json_out, result)
     write_csv(csv_out, rows)
-    headline = headline_choice(analysis_cfg, [t["name"] for t in thresholds_cfg])
+    headline = result["headline"]
     panels = [{"points": points_by[t["name"]], "fits": result["thresholds"][t["name"]]["fits"], "headline": headline,
                "title": f"Training compute to reach {t['name']} ({t['metric']} >= {t['value']:.4g})"
                         + (" - the headline" if t["name"] == headline["threshold"] else "")}
@@ -39,24 +38,25 @@ def run(thresholds_file, published, thresholds_cfg, analysis_cfg, plan, json_out
     print(rows.to_string(index=False), file=sys.stderr)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML (models' dates, analysis settings)")
     parser.add_argument("--thresholds", required=True, help="Parquet written by thresholds.py")
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
-    args = parser.parse_args(argv)
-    log_to(None)
+
+
+def from_args(args):
     config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
-    run(args.thresholds, publication_dates(config), config["thresholds"], config["analysis"], sweep_plan(config),
-        out / "trend.json", out / "trend.csv", out / "efficiency.png")
+    return dict(thresholds_file=args.thresholds, published=publication_dates(config),
+                thresholds_cfg=config["thresholds"], analysis_cfg=config["analysis"], plan=sweep_plan(config),
+                json_out=out / "trend.json", csv_out=out / "trend.csv", figure_out=out / "efficiency.png")
+
+
+def from_snakemake(job):
+    return dict(thresholds_file=job.input.thresholds, published=job.params.published,
+                thresholds_cfg=job.params.thresholds, analysis_cfg=job.params.analysis, plan=job.params.plan,
+                json_out=job.output.json, csv_out=job.output.csv, figure_out=job.output.figure)
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        log_to(snakemake.log[0])
-        run(snakemake.input.thresholds, snakemake.params.published, snakemake.params.thresholds,
-            snakemake.params.analysis, snakemake.params.plan, snakemake.output.json, snakemake.output.csv,
-            snakemake.output.figure)
-    else:
-        main()
+    entry(run, __doc__, arguments, from_args, from_snakemake, globals().get("snakemake"))

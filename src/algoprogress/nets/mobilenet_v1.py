@@ -28,7 +28,9 @@ def _conv_bn_relu(inputs: int, outputs: int, kernel: int, stride: int, groups: i
 class MobileNetV1(nn.Module):
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.0):
         super().__init__()
-        width = lambda channels: max(8, int(channels * width_mult))
+        def width(channels):
+            return max(8, int(channels * width_mult))
+
         layers = [_conv_bn_relu(3, width(32), 3, 2)]
         channels = width(32)
         for outputs, stride in BLOCKS:

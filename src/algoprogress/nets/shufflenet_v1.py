@@ -63,7 +63,7 @@ class ShuffleNetV1(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
         units, channels = [], stem
-        for stage, (width, repeats) in enumerate(zip(STAGE_CHANNELS[groups], STAGE_REPEATS)):
+        for stage, (width, repeats) in enumerate(zip(STAGE_CHANNELS[groups], STAGE_REPEATS, strict=True)):
             outputs = int(width * width_mult)
             for index in range(repeats):
                 units.append(ShuffleUnit(channels, outputs, 2 if index == 0 else 1, groups,
