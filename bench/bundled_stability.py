@@ -33,16 +33,20 @@ sys.path.insert(0, str(REPO / "bench"))
 from make_run_timing import cpu_model, fmt, versions  # noqa: E402
 
 
-def run_once(seed: int, threads: int, cores: str) -> dict:
-    """One run of the bundled experiment with `training.seeds: [seed]`, `training.workers: threads`."""
-    workdir = Path(tempfile.mkdtemp(prefix="algoprogress-stability-"))
-    override = workdir / "override.yaml"
-    override.write_text(yaml.safe_dump({"training": {"seeds": [seed], "workers": threads}}))
-    command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--cores", cores, "--configfile", str(REPO / "config" / "config.yaml"), str(override)]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - started
+def run_once(seed: int, threads: int, cores: str, finished: Path | None = None) -> dict:
+    """One run of the bundled experiment with `training.seeds: [seed]`, `training.workers: threads`
+    (or the results of such a run already `finished`, e.g. by bench/make_run_timing.py --keep)."""
+    workdir = finished or Path(tempfile.mkdtemp(prefix="algoprogress-stability-"))
+    wall = float("nan")
+    if finished is None:
+        override = workdir / "override.yaml"
+        override.write_text(yaml.safe_dump({"training": {"seeds": [seed], "workers": threads}}))
+        command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
+                   str(workdir), "--cores", cores, "--configfile", str(REPO / "config" / "config.yaml"),
+                   str(override)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
     results = workdir / "results"
     trend = json.loads((results / "trend.json").read_text())
     name = trend["headline"]["threshold"]
@@ -65,7 +69,8 @@ def run_once(seed: int, threads: int, cores: str) -> dict:
         "winners": {model: (row.winning_trials if row.reached else "not reached", row.train_flops_median)
                     for model, row in by_model.iterrows()},
     }
-    shutil.rmtree(workdir, ignore_errors=True)
+    if finished is None:
+        shutil.rmtree(workdir, ignore_errors=True)
     return run
 
 
@@ -92,7 +97,7 @@ def report(runs: list[dict], cores: str) -> str:
         trend = run["trend"]
         boot = trend["bootstrap"]
         lines.append(
-            f"| {run['seed']} | {run['threads']} | {run['wall_seconds']:.0f} | {run['level']:.3f} | "
+            f"| {run['seed']} | {run['threads']} | {fmt(run['wall_seconds'], '.0f')} | {run['level']:.3f} | "
             f"{'yes' if run['reference_reached'] else 'NO'} | "
             f"{'yes' if not run['reference_dips'] else 'NO: ' + '; '.join(run['reference_dips'])} | "
             f"{fmt(trend['doubling_time_months'])} | {fmt(trend['doubling_time_months_low'])}-"
@@ -115,11 +120,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--cores", default=str(os.cpu_count()))
     parser.add_argument("--out", default=str(REPO / "docs" / "stability.md"))
+    parser.add_argument("--finished", type=Path,
+                        help="folder of a finished run of the bundled config as it stands (its seed and threads), "
+                             "used instead of running that combination again")
     args = parser.parse_args()
+    bundled = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
     runs = []
     for threads in args.threads:
         for seed in args.seeds:
-            runs.append(run_once(seed, threads, args.cores))
+            reuse = args.finished if [seed] == bundled["seeds"] and threads == bundled["workers"] else None
+            runs.append(run_once(seed, threads, args.cores, reuse))
             print(f"seed {seed}, {threads} threads: {runs[-1]['trend']['doubling_time_months']} months, "
                   f"{runs[-1]['trend']['efficiency_factor']}x, {runs[-1]['wall_seconds']:.0f} s", flush=True)
             Path(args.out).write_text(report(runs, args.cores))
