@@ -190,7 +190,7 @@ def test_one_models_training_setting_retrains_that_model_only(finished_run, snak
 def test_runtime_settings_retrain_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
     """Data-loading workers and the evaluation batch decide how a job runs, not its curve: no rerun."""
     def change(config):
-        config["training"].update(workers=1, eval_batch_size=75)
+        config["training"].update(workers=2, eval_batch_size=75)
 
     assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {}
 
