@@ -43,14 +43,14 @@ MODELS = {model["name"]: model for model in config["models"]}
 # job then claims GPUs of its own (algoprogress.gpus). A machine without GPUs trains on its CPU cores:
 # there `--cores` alone bounds the training jobs (each asks for `workers` threads), so 1-thread jobs run
 # side by side. Cluster executors schedule GPUs themselves: no limit is set for them.
-_machine_gpus = count_machine_gpus() if workflow.local_exec else 0
+# (nvidia-smi is asked last, so once, by the main process only: each job parses this file again)
 if (
     workflow.local_exec
     and workflow.is_main_process
     and "gpu" not in workflow.global_resources
-    and _machine_gpus
+    and (machine_gpus := count_machine_gpus())
 ):
-    workflow.register_resource("gpu", _machine_gpus)
+    workflow.register_resource("gpu", machine_gpus)
 
 # Rerun policy: Snakemake's default triggers (missing or older inputs, changed params, changed script
 # code, changed software environment). Each job's params hold exactly what determines its output, so a
