@@ -122,6 +122,15 @@ def test_torn_or_foreign_checkpoints_are_not_resumed(tmp_path, caplog):
     assert load_checkpoint(foreign, {"seed": 1})["step"] == 3
 
 
+def modified_ns(path):
+    """The file's modification time, or None where it does not exist: read in one call, since a run that
+    finishes removes its checkpoint between an exists() and a stat()."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 @pytest.mark.slow
 def test_ten_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted, tmp_path):
     """Row: SIGKILL at random moments, ten times in one run: every rerun resumes from the newest readable
@@ -133,11 +142,11 @@ def test_ten_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted,
     rng = np.random.default_rng(2026)
     resumed_steps = []
     for _ in range(10):
-        before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+        before = modified_ns(checkpoint)
         process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # once this run has made progress (a new checkpoint), kill it at a random moment soon after:
         # mid-step, mid-evaluation or mid-write
-        while process.poll() is None and (checkpoint.stat().st_mtime_ns if checkpoint.exists() else None) == before:
+        while process.poll() is None and modified_ns(checkpoint) == before:
             time.sleep(0.01)
         time.sleep(float(rng.uniform(0.0, 0.8)))
         process.kill()
