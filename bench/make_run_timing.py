@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="algoprogress-bench-"))
-    command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                "--directory", str(workdir), "--cores", args.cores]
     if args.configfile:
         command += ["--configfile", args.configfile]
