@@ -60,7 +60,9 @@ def main() -> None:
     if args.configfile:
         command += ["--configfile", args.configfile]
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if finished.returncode != 0:
+        sys.exit(f"the workflow failed (exit {finished.returncode}) in {workdir}:\n{finished.stderr[-4000:]}")
     total = time.perf_counter() - started
 
     rows = []
