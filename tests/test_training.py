@@ -3,6 +3,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -139,9 +140,30 @@ def test_diverging_training_writes_a_diverged_curve_with_model_step_and_lr(mnist
     curve = curves.read_curve(tmp_path / "c.parquet")
     assert curve["diverged"].all() and curve["step"].iloc[0] == 0
     stopped = curves.read_curve_metadata(tmp_path / "c.parquet")["stopped"]
-    assert re.match(r"tiny-shuffle seed 0: non-finite loss .* at step \d+ \(lr 1e\+12\)", stopped)
+    assert re.match(r"tiny-shuffle seed 0: non-finite loss at step \d+ \(lr 1e\+12\)", stopped)
     step = int(re.search(r"at step (\d+)", stopped).group(1))
-    assert curve["step"].iloc[-1] == step - 1  # the curve ends at the last step taken, before the non-finite one
+    # the curve ends at its last evaluation before the non-finite step
+    assert curve["step"].iloc[-1] <= step - 1 and f"the curve ends at step {curve['step'].iloc[-1]}," in stopped
+
+
+def test_a_diverged_curve_is_the_same_whatever_the_check_interval(mnist_betons, tmp_path):
+    """The loss is checked every step on CPU and every 16 steps on a GPU (no wait for the GPU between): the
+    first non-finite step is recorded on the device, so checking every 3 steps names the same step and lr
+    and keeps the same curve, which ends at its last evaluation before that step."""
+    folder, _ = mnist_betons
+    results = []
+    for every in (1, 3):
+        path = tmp_path / f"every{every}.parquet"
+        train(short_job(folder, lr=1e3, schedule="linear", warmup_epochs=0.5, momentum=0.0,
+                        check_every_steps=every), path)
+        results.append((curves.read_curve(path), curves.read_curve_metadata(path)["stopped"]))
+    (each, each_stopped), (sparse, sparse_stopped) = results
+    assert each_stopped == sparse_stopped and "non-finite loss at step" in each_stopped
+    pd.testing.assert_frame_equal(each.drop(columns=["wall_seconds", "eval_seconds"]),
+                                  sparse.drop(columns=["wall_seconds", "eval_seconds"]))
+    step = int(re.search(r"at step (\d+)", each_stopped).group(1))
+    assert each["diverged"].all() and 2 <= len(each) and each["step"].iloc[-1] < step
+    assert each["step"].iloc[-1] == max(s for s in [0, 2, 4, 5, 8, 10] if s <= step - 1)
 
 
 def test_imagefolder_of_real_files_writes_and_trains_with_progressive_resizing(tmp_path):

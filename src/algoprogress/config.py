@@ -299,7 +299,8 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
 # training keys that decide how a job runs, not what it computes (see the schema's descriptions): they
 # are kept out of the train rule's params and the checkpoint fingerprint, so changing them neither
 # retrains a finished model nor discards a checkpoint
-RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "channels_last", "compile")
+RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "check_every_steps", "channels_last",
+                "compile")
 
 
 def results_settings(settings: dict) -> dict:

@@ -45,6 +45,16 @@ class Distributed:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def minimum(self, values, device) -> list[float]:
+        if not self.active:
+            return list(values)
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return tensor.tolist()
+
     def any(self, flags, device) -> list[bool]:
         return [total > 0 for total in self.sum([float(bool(f)) for f in flags], device)]
 

@@ -27,6 +27,7 @@ FIXED_KEYS = {
     "workers": "a runtime setting, it does not change the curve",
     "eval_batch_size": "a runtime setting, it does not change the curve",
     "gpus": "a runtime setting, it does not change the curve",
+    "check_every_steps": "a runtime setting, it does not change the curve",
 }
 
 # a trial name is `key` + value per grid key, joined by `-`; a value never contains `-` or `/`

@@ -48,6 +48,9 @@ from algoprogress.schedules import evaluation_steps, learning_rate, resolution_a
 
 log = logging.getLogger(__name__)
 
+# on a GPU, the host checks the loss every this many steps (``training.check_every_steps`` overrides)
+CHECK_EVERY_ON_GPU = 16
+
 
 class TrainingInterrupted(RuntimeError):
     """SIGTERM arrived: the state was checkpointed and the job should exit so that a retry resumes."""
@@ -146,8 +149,6 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
     A non-finite loss is an outcome, not a failure: the curve up to it is written with ``diverged``
     set (a retry would diverge again), and the analysis counts it as not reaching the threshold.
     """
-    import torch
-
     run = TrainingRun(job)
     state = run.state
     stopped = None
@@ -156,13 +157,15 @@ def train(job: TrainingJob, curve_path: str, progress_stream=None) -> list[dict]
             run.record_evaluation()
             run.checkpoint(always=False)
         for images, labels in run.batches():
-            loss = run.loss(images, labels)
-            stop, diverged = run.dist.any([terminated, not torch.isfinite(loss)], run.device)
-            if diverged:
-                stopped = run.divergence(loss)
-                break
-            run.optimise(loss)
-            if state.step in run.eval_at:
+            run.optimise(run.loss(images, labels))
+            at_evaluation = state.step in run.eval_at
+            stop = False
+            if at_evaluation or state.step % run.check_every == 0 or (terminated and not run.dist.active):
+                stop, non_finite_step = run.check(terminated)  # the one wait for the GPU in these steps
+                if non_finite_step is not None:
+                    stopped = run.divergence(non_finite_step)
+                    break
+            if at_evaluation:
                 run.record_evaluation()
                 stop = run.dist.any([terminated], run.device)[0]  # a SIGTERM during the evaluation counts now
                 run.checkpoint(always=stop)
@@ -206,6 +209,12 @@ class TrainingRun:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.bf16 = cuda and settings["precision"] == "bf16"
+        # how often the host waits for the GPU to check the loss (and, under torchrun, SIGTERM): every step
+        # on CPU, where nothing runs ahead; on a GPU every CHECK_EVERY_ON_GPU steps and before every
+        # evaluation and checkpoint, so that the GPU runs ahead of Python in between
+        self.check_every = settings.get("check_every_steps") or (CHECK_EVERY_ON_GPU if cuda else 1)
+        self.loss_pending = None  # the summed training loss since the last check, on the device
+        self.non_finite_at = None  # the first step with a non-finite loss since the last check (-1: none), on the device
         self.recipe = settings["recipe"] or "custom"
 
         self._open_data()
@@ -342,17 +351,38 @@ class TrainingRun:
             return self.criterion(self.model(images), labels)
 
     def optimise(self, loss) -> None:
-        """One optimisation step, and the compute it cost."""
+        """One optimisation step, and the compute it cost. The loss is recorded on the device, with no
+        wait for the GPU: summed for the curve's train_loss, and the first step whose loss is non-finite
+        (``check`` reads both)."""
+        import torch
+
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         state, batch = self.state, self.settings["batch_size"]
+        loss = loss.detach().float()
+        self.loss_pending = loss if self.loss_pending is None else self.loss_pending + loss
+        if self.non_finite_at is None:
+            self.non_finite_at = torch.full((), -1, dtype=torch.int64, device=loss.device)
+        self.non_finite_at = torch.where((self.non_finite_at < 0) & ~torch.isfinite(loss), state.step,
+                                         self.non_finite_at)
         state.step += 1
         state.train_flops += flops.TRAINING_FLOP_PER_MULTIPLY_ADD * self.job.multiply_adds[self.resolution] * batch
         state.train_flops_measured += self.job.measured_flops[self.resolution] * batch
-        state.loss_since_eval += loss.item()
         state.steps_since_eval += 1
         self.bar.update(1)
+
+    def check(self, terminated) -> tuple[bool, int | None]:
+        """(stop, the 0-based index of the first step whose loss was non-finite, or None), agreed between
+        the processes of a torchrun job; folds the device's loss sum into the run state."""
+        bad = -1 if self.non_finite_at is None else int(self.non_finite_at)
+        if self.loss_pending is not None:
+            self.state.loss_since_eval += float(self.loss_pending)
+        self.loss_pending = self.non_finite_at = None
+        stop, diverged = self.dist.any([terminated, bad >= 0], self.device)
+        if not diverged:
+            return stop, None
+        return stop, int(self.dist.minimum([bad if bad >= 0 else float("inf")], self.device)[0])
 
     def record_evaluation(self) -> None:
         """Evaluate on the validation split and append the curve's row for the current step."""
@@ -402,14 +432,14 @@ class TrainingRun:
             save_checkpoint(job.checkpoint_path, snapshot, on_written=lambda: job.hook("checkpoint-written"))
         self.dist.barrier()
 
-    def divergence(self, loss) -> str:
+    def divergence(self, step_index: int) -> str:
         """The message of a non-finite loss (model, seed, step, learning rate), logged as a warning. The
-        model as it was before that step is evaluated, so the curve ends where training stopped."""
+        curve ends at its last evaluation before that step (every evaluation follows a check; the model
+        after the step is not finite, so there is nothing more to evaluate), whatever ``check_every``."""
         job = self.job
-        message = (f"{job.model_name} seed {job.seed}: non-finite loss {loss.item()} at step {self.state.step + 1} "
-                   f"(lr {self.lr:g}); the curve ends at step {self.state.step}, marked diverged")
-        if self.state.rows[-1]["step"] != self.state.step:
-            self.record_evaluation()
+        lr = learning_rate(step_index, self.total_steps, self.steps_per_epoch, self.settings)
+        message = (f"{job.model_name} seed {job.seed}: non-finite loss at step {step_index + 1} (lr {lr:g}); "
+                   f"the curve ends at step {self.state.rows[-1]['step']}, marked diverged")
         if self.dist.main_process:
             log.warning("%s", message)
         return message
