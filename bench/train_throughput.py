@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import importlib.metadata as md
 import json
 import os
@@ -133,6 +134,10 @@ def measure(arch: str, path: Path, resolution: int, batch_size: int, steps: int,
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
+    if cuda:  # the previous model's memory back, its peak forgotten
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.backends.cudnn.benchmark = True
     loader, _ = train_loader(str(path), batch_size, resolution, workers, 0, device, random_resized_crop=True,
@@ -197,10 +202,6 @@ def measure(arch: str, path: Path, resolution: int, batch_size: int, steps: int,
               "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
               "device": torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)"}
     result["limited_by"] = limiter(result)
-    del loader, model, step_model, optimizer
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
     return result
 
 
@@ -245,8 +246,8 @@ def main(argv=None):
             result[f"mfu{key}"] = achieved / (peak * 1e12) if peak else None
         meta["results"].append(result)
         mfu = f", MFU {result['mfu']:.1%} ({result['mfu_measured']:.1%} measured count)" if peak else ""
-        busy = (f", GPU busy {result['profile']['gpu_busy']:.0%}, GEMM/conv {result['profile']['matmul_conv_share']:.0%}"
-                if result["profile"] else "")
+        profile = result["profile"]
+        busy = f", GPU busy {profile['gpu_busy']:.0%}, GEMM/conv {profile['matmul_conv_share']:.0%}" if profile else ""
         print(f"{arch} at {args.resolution} px, batch {args.batch_size}, compile {result['compile']} on "
               f"{result['device']}: {result['images_per_second']:,.0f} images/s (synthetic "
               f"{result['images_per_second_synthetic']:,.0f}; sync each step "

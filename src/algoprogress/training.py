@@ -214,7 +214,7 @@ class TrainingRun:
         # evaluation and checkpoint, so that the GPU runs ahead of Python in between
         self.check_every = settings.get("check_every_steps") or (CHECK_EVERY_ON_GPU if cuda else 1)
         self.loss_pending = None  # the summed training loss since the last check, on the device
-        self.non_finite_at = None  # the first step with a non-finite loss since the last check (-1: none), on the device
+        self.non_finite_at = None  # the first step with a non-finite loss since the last check (-1: none)
         self.recipe = settings["recipe"] or "custom"
 
         self._open_data()
