@@ -352,3 +352,21 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     assert f"wildcards: model={done_model}, trial=base, seed=0" not in rerun.stdout + rerun.stderr
     assert all(digest(path) == value for path, value in finished.items())
     assert len(list(curve_dir.glob("*/base/seed0.parquet"))) == 2
+
+
+def test_a_curve_with_a_computed_nan_reads_back_as_written(tmp_path):
+    """A diverging model's evaluation can produce a NaN whose bits differ from numpy's (inf - inf gives
+    0xfff8...); Parquet reads every NaN back as numpy's: the saved hash must not call such a curve corrupt
+    (seen on an H100, where a diverged curve's row hash failed on read)."""
+    import numpy as np
+    import torch
+
+    computed_nan = (torch.tensor([float("inf")]) - torch.tensor([float("inf")])).item()
+    assert np.array([computed_nan]).view("u8")[0] != np.array([np.nan]).view("u8")[0]
+    row = dict.fromkeys(curves.CURVE_COLUMNS, 0.0)
+    row.update(model="m", arch="resnet18", trial="base", recipe="custom", seed=0, step=0, resolution=64,
+               diverged=True, val_loss=computed_nan)
+    curves.write_curve(tmp_path / "curve.parquet", [row], {"model": "m"})
+    back = curves.read_curve(tmp_path / "curve.parquet")
+    assert np.isnan(back["val_loss"].iloc[0]) and back["diverged"].all()
+    assert curves.corrupt_curves([tmp_path / "curve.parquet"]) == {}

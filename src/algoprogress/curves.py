@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -84,7 +85,11 @@ class CurveError(ValueError):
 
 def rows_digest(frame: pd.DataFrame) -> str:
     """SHA-256 of a curve's rows (every column, in order): saved in the file's metadata, checked on read."""
-    frame = as_curve(frame)
+    frame = as_curve(frame).copy()
+    # one NaN: Parquet stores a NaN as null and reads it back as numpy's NaN, while a computed NaN (the
+    # loss of a diverging model, on CPU or GPU) may carry another bit pattern, which pandas hashes apart
+    for column in frame.columns[frame.dtypes.map(lambda dtype: dtype.kind == "f")]:
+        frame[column] = frame[column].where(frame[column].notna(), np.nan)
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes() + ",".join(frame.columns).encode()).hexdigest()
 
