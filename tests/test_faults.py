@@ -357,7 +357,8 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
 def test_a_curve_with_a_computed_nan_reads_back_as_written(tmp_path):
     """A diverging model's evaluation can produce a NaN whose bits differ from numpy's (inf - inf gives
     0xfff8...); Parquet reads every NaN back as numpy's: the saved hash must not call such a curve corrupt
-    (seen on an H100, where a diverged curve's row hash failed on read)."""
+    (seen on an H100 machine whose pandas 3.0.6 hashes NaN by its bits, unlike 3.1.1: a diverged curve was
+    called corrupt on read)."""
     import numpy as np
     import torch
 

@@ -121,6 +121,8 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
     assert meta["fvcore_multiply_adds_per_image"] == {"64": job.multiply_adds[64]}
     assert meta["training"]["batch_size"] == 20 and meta["versions"]["ffcv"] == "1.0.2"
     assert meta["trial"] == "base" and meta["stopped"] is None
+    import torch
+
     assert len(meta["git_commit"]) == 40 and meta["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert meta["gpus"] == torch.cuda.device_count()
     assert not list(tmp_path.glob(".*partial*"))
