@@ -32,7 +32,9 @@ try:
         raise ConfigError(
             f"analysis.published_table: file {_published!r} does not exist"
         )
-    for _model in _validated["models"]:  # a user model's file must exist (read, not imported)
+    for _model in _validated[
+        "models"
+    ]:  # a user model's file must exist (read, not imported)
         network_spec(_validated, _model["name"], NUM_CLASSES, workflow.basedir)
 except (ConfigError, DataError) as error:
     sys.exit(f"config error: {error}")

@@ -18,8 +18,8 @@ import sys
 
 import algoprogress_path  # makes src/ importable
 
-from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.architectures import ModelSourceError, source_file
+from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import ConfigError, model_table, network_spec, trial_training
 from algoprogress.data import DataError, count_classes, verify_data_files
 from algoprogress.fileio import read_json
@@ -28,7 +28,6 @@ from algoprogress.integrity import data_problem, repair_command
 from algoprogress.launch import TrainingFailed, run_training
 from algoprogress.schedules import flop_resolutions
 from algoprogress.training import TrainingInterrupted, TrainingJob
-
 
 # relative paths of user model files (`file:` archs) are relative to the workflow directory
 WORKFLOW_DIR = pathlib.Path(algoprogress_path.SRC).parent
