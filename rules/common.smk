@@ -19,6 +19,7 @@ from algoprogress.config import (
     trial_training,
     validate_config,
 )
+from algoprogress.architectures import source_file
 from algoprogress.data import DataError, count_classes
 from algoprogress.gpus import count_machine_gpus
 
@@ -31,6 +32,10 @@ try:
         raise ConfigError(
             f"analysis.published_table: file {_published!r} does not exist"
         )
+    for _model in _validated[
+        "models"
+    ]:  # a user model's file must exist (read, not imported)
+        network_spec(_validated, _model["name"], NUM_CLASSES, workflow.basedir)
 except (ConfigError, DataError) as error:
     sys.exit(f"config error: {error}")
 config.clear()
@@ -145,8 +150,25 @@ def get_final_output():
 
 
 def model_spec(wildcards):
-    """The network a model trains: architecture, constructor arguments, class count."""
-    return network_spec(config, wildcards.model, NUM_CLASSES)
+    """The network a model trains: architecture, constructor arguments, class count (and a user file's
+    content hash)."""
+    return network_spec(config, wildcards.model, NUM_CLASSES, workflow.basedir)
+
+
+def model_source_file(wildcards):
+    """A user model's file (`file:` arch), as an input of the jobs that build it; none for the others."""
+    path = source_file(MODELS[wildcards.model]["arch"], workflow.basedir)
+    return [] if path is None else [str(path)]
+
+
+def model_source(wildcards):
+    """What the model is built from: its arch, and for a user file also the file's content hash (editing
+    the file reruns its FLOP count). Equal to the arch for library models, so adding this param (the
+    params are compared as a set) reran nothing of earlier runs."""
+    spec = model_spec(wildcards)
+    if "source_sha256" in spec:
+        return f"{spec['arch']} sha256:{spec['source_sha256']}"
+    return spec["arch"]
 
 
 def model_arch(wildcards):

@@ -1,4 +1,6 @@
 rule count_flops:
+    input:
+        source=model_source_file,
     output:
         "results/flops/{model}/{resolution}px.json",
     log:
@@ -9,6 +11,7 @@ rule count_flops:
         "../envs/training.yaml"
     params:
         arch=model_arch,
+        source=model_source,
         kwargs=model_kwargs,
         num_classes=NUM_CLASSES,
         resolution=flop_resolution,
@@ -25,6 +28,7 @@ rule train:
         val=ancient(rules.prepare_data.output.val),
         manifest=ancient(rules.prepare_data.output.manifest),
         flops=trial_flop_paths,
+        source=model_source_file,
     output:
         curve="results/curves/{model}/{trial}/seed{seed}.parquet",
     log:

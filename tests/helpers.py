@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
-                  "tests/data"]
+                  "tests/data", "examples"]
 
 
 def configfiles(value):

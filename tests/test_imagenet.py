@@ -63,6 +63,9 @@ def test_config_has_every_architecture_of_the_paper_and_later_ones():
             "mobilenet_v1", "shufflenet_v1", "mobilenet_v2", "shufflenet_v2_x1_0", "resnext50_32x4d",
             "wide_resnet50_2", "efficientnet_b0"} <= archs
     assert {"regnet_y_400mf", "efficientnet_v2_s", "convnext_tiny", "vit_b_16", "swin_t"} <= archs
+    # the efficient ones from 2022 on, from timm
+    assert {"timm:efficientvit_b0", "timm:mobileone_s0", "timm:convnextv2_nano", "timm:fastvit_t8",
+            "timm:repvit_m0_9", "timm:shvit_s1", "timm:starnet_s1", "timm:mobilenetv4_conv_small"} <= archs
     assert all(m["date_source"] for m in IMAGENET["models"])
     dates = [m["published"] for m in IMAGENET["models"]]
     assert dates == sorted(dates)

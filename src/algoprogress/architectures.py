@@ -1,12 +1,24 @@
-"""Architectures by name: torchvision's image classifiers and the paper's two that torchvision lacks
-(MobileNet v1, ShuffleNet v1; ``algoprogress.nets``), built for a given class count.
+"""Architectures by name, built untrained for a given class count. A model's ``arch`` is one of:
 
-The names are listed here, without importing torchvision, so that a config can be checked while the
-Snakefile parses (its environment need not have PyTorch). A test keeps the list equal to
-``torchvision.models.list_models(module=torchvision.models)`` of the pinned torchvision.
+- a torchvision image classifier (``resnet18``) or one of the paper's two that torchvision lacks
+  (``mobilenet_v1``, ``shufflenet_v1``; ``algoprogress.nets``);
+- ``timm:<name>``, a model of PyTorch Image Models (``timm:mobilenetv4_conv_small``), never with
+  pretrained weights;
+- ``file:<path>:<callable>``, a callable in the user's own Python file that takes ``num_classes`` and
+  keyword arguments and returns a ``torch.nn.Module`` (the path relative to the workflow directory, or
+  absolute). Running it runs the user's code: it is code the user chose to run, like the config.
+
+The torchvision and timm names are listed here without importing either (``timm_models.txt`` holds
+timm's list, pinned with its version), so that a config is checked while the Snakefile parses. Tests
+keep both lists equal to the installed libraries'.
 """
 
 from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from pathlib import Path
 
 TORCHVISION_CLASSIFIERS = (
     "alexnet",
@@ -99,11 +111,100 @@ OWN_ARCHITECTURES = {
 
 KNOWN_ARCHITECTURES = tuple(sorted(TORCHVISION_CLASSIFIERS + tuple(OWN_ARCHITECTURES)))
 
+TIMM_PREFIX, FILE_PREFIX = "timm:", "file:"
+_TIMM_LIST = Path(__file__).with_name("timm_models.txt")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-def build_model(arch: str, num_classes: int, kwargs: dict | None = None):
-    """A freshly initialised (untrained) model; ``kwargs`` go to the torchvision constructor."""
+
+class ModelSourceError(ValueError):
+    """A user's model file that cannot be imported, or whose callable does not build a model."""
+
+
+def timm_models() -> tuple[str, tuple[str, ...]]:
+    """(timm version, its model names) as pinned in timm_models.txt."""
+    lines = _TIMM_LIST.read_text().splitlines()
+    return lines[0].split()[2].rstrip(":"), tuple(line for line in lines[1:] if line)
+
+
+def split_file_arch(arch: str) -> tuple[str, str]:
+    """``file:<path>:<callable>`` -> (path, callable)."""
+    path, _, name = arch[len(FILE_PREFIX):].rpartition(":")
+    return path, name
+
+
+def check_arch(arch: str) -> str | None:
+    """Why ``arch`` cannot name an architecture (one line), or None; imports neither torch nor timm."""
+    if arch.startswith(TIMM_PREFIX):
+        name = arch[len(TIMM_PREFIX):]
+        version, names = timm_models()
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f"; did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
+            return f"unknown timm model {name!r} (timm {version}){hint}"
+        return None
+    if arch.startswith(FILE_PREFIX):
+        path, name = split_file_arch(arch)
+        if not path.endswith(".py") or not _IDENTIFIER.match(name):
+            return f"{arch!r}: expected file:<path to a .py file>:<callable name>"
+        return None
     if arch not in KNOWN_ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}")
+        close = difflib.get_close_matches(arch, KNOWN_ARCHITECTURES, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        return f"unknown architecture {arch!r}{hint} (or timm:<name>, or file:<path>:<callable>)"
+    return None
+
+
+def source_file(arch: str, base_dir: str | Path) -> Path | None:
+    """The user file a ``file:`` architecture names, resolved against ``base_dir`` (None for others)."""
+    if not arch.startswith(FILE_PREFIX):
+        return None
+    path = Path(split_file_arch(arch)[0])
+    return path if path.is_absolute() else Path(base_dir) / path
+
+
+def source_digest(path: str | Path) -> str:
+    """SHA-256 of a user model file's content: part of the model's params, so editing it retrains it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _build_from_file(arch: str, num_classes: int, kwargs: dict, source: str | Path | None):
+    import importlib.util
+
+    import torch
+
+    path, name = split_file_arch(arch)
+    location = Path(source) if source is not None else Path(path)
+    where = f"{location}: {name}"
+    try:
+        spec = importlib.util.spec_from_file_location(f"algoprogress_user_model_{location.stem}", location)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's code: any failure is reported in one line
+        raise ModelSourceError(f"{location}: does not import ({type(error).__name__}: {error})") from None
+    constructor = getattr(module, name, None)
+    if not callable(constructor):
+        raise ModelSourceError(f"{where}: no such callable in the file")
+    try:
+        model = constructor(num_classes=num_classes, **kwargs)
+    except Exception as error:
+        raise ModelSourceError(f"{where}: building the model failed ({type(error).__name__}: {error})") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ModelSourceError(f"{where}: returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def build_model(arch: str, num_classes: int, kwargs: dict | None = None, source: str | Path | None = None):
+    """A freshly initialised (untrained) model; ``kwargs`` go to the constructor. ``source``: where a
+    ``file:`` architecture's file is (its path as written is relative to the workflow directory)."""
+    problem = check_arch(arch)
+    if problem:
+        raise ValueError(problem)
+    if arch.startswith(FILE_PREFIX):
+        return _build_from_file(arch, num_classes, kwargs or {}, source)
+    if arch.startswith(TIMM_PREFIX):
+        import timm
+
+        return timm.create_model(arch[len(TIMM_PREFIX):], pretrained=False, num_classes=num_classes, **(kwargs or {}))
     if arch in OWN_ARCHITECTURES:
         import importlib
 

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from algoprogress import sweeps
-from algoprogress.architectures import KNOWN_ARCHITECTURES
+from algoprogress.architectures import check_arch, source_digest, source_file
 
 # flop_resolutions is re-exported: rules/common.smk imports it from here
 from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
@@ -163,10 +163,9 @@ def validate_config(raw: dict, today: dt.date | None = None, check_paths: bool =
             raise ConfigError(f"{prefix}.name: duplicate model name {name!r} (also models[{seen[name]}])")
         seen[name] = index
         model.setdefault("arch", name)
-        if model["arch"] not in KNOWN_ARCHITECTURES:
-            close = difflib.get_close_matches(model["arch"], KNOWN_ARCHITECTURES, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"{prefix}.arch: unknown architecture {model['arch']!r}{hint}")
+        problem = check_arch(model["arch"])
+        if problem:
+            raise ConfigError(f"{prefix}.arch: {problem}")
         parse_date(model["published"], f"{prefix}.published", today)
         if "num_classes" in model["kwargs"]:
             raise ConfigError(f"{prefix}.kwargs.num_classes: set by the data set, not per model")
@@ -393,11 +392,20 @@ def model_table(config: dict) -> dict[str, dict]:
     return {model["name"]: model for model in config["models"]}
 
 
-def network_spec(config: dict, name: str, num_classes: int) -> dict:
+def network_spec(config: dict, name: str, num_classes: int, base_dir: str | Path = ".") -> dict:
     """The network a model trains: architecture, constructor arguments, class count (of the data set:
-    algoprogress.data.count_classes, known before any image is read)."""
+    algoprogress.data.count_classes, known before any image is read) and, for a model in the user's own
+    file (relative to ``base_dir``, the workflow directory), the file's content hash: editing the file
+    changes the spec, so that model and only it is counted and trained again."""
     model = model_table(config)[name]
-    return {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": num_classes}
+    spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": num_classes}
+    path = source_file(model["arch"], base_dir)
+    if path is not None:
+        if not path.is_file():
+            index = list(model_table(config)).index(name)
+            raise ConfigError(f"models[{index}].arch: file {str(path)!r} does not exist")
+        spec["source_sha256"] = source_digest(path)
+    return spec
 
 
 def trial_training(config: dict, name: str, trial: str) -> dict:

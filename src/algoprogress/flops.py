@@ -21,6 +21,14 @@ convolution backward ignores ``groups`` in the weight gradient and so overcounts
 convolutions by their group count (MobileNet v2: 20x the forward instead of about 2x); here the
 backward of a convolution is counted as what it computes: one forward-sized product per gradient
 asked for (input, weight).
+
+Fused attention: fvcore has no handle for ``aten::scaled_dot_product_attention`` (timm's and
+torchvision's transformers call it), so one is added here: for queries (..., L, E), keys
+(..., S, E) and values (..., S, Ev), L x S x (E + Ev) multiply-adds per batch and head (the two
+matrix products; the softmax is element-wise, not counted). Models that re-parameterise for inference
+(MobileOne, RepViT, FastViT) are counted as built, in their training form: training compute is
+what the convention measures. Where the two counters disagree by more than ``DISAGREEMENT`` (10%),
+count_flops says so and the count records ``disagreement``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,21 @@ CONVENTION = (
     "train_flops = 2 FLOP per multiply-add x 3 (forward + backward) x fvcore forward "
     "multiply-adds per image x images seen; evaluation excluded"
 )
+
+
+DISAGREEMENT = 0.10
+
+
+def _attention_multiply_adds(inputs, outputs):
+    """fvcore handle of aten::scaled_dot_product_attention: L x S x (E + Ev) per batch and head."""
+    from fvcore.nn.jit_handles import get_shape
+
+    query, key, value = (get_shape(inputs[i]) for i in range(3))
+    batch_heads = 1
+    for size in query[:-2]:
+        batch_heads *= size
+    length, source, embedding, value_embedding = query[-2], key[-2], query[-1], value[-1]
+    return batch_heads * length * source * (embedding + value_embedding)
 
 
 def training_flops(multiply_adds_per_image: float, images_seen):
@@ -57,7 +80,7 @@ def _convolution_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride
 
 
 def measure_training_step_flops(arch: str, num_classes: int, resolution: int, kwargs: dict | None = None,
-                                batch: int = 2) -> float:
+                                batch: int = 2, source=None) -> float:
     """FLOPs per image of one real training step (forward, loss, backward) by torch's FlopCounterMode."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -65,7 +88,7 @@ def measure_training_step_flops(arch: str, num_classes: int, resolution: int, kw
     from algoprogress.architectures import build_model
 
     torch.manual_seed(0)
-    model = build_model(arch, num_classes, kwargs).train()
+    model = build_model(arch, num_classes, kwargs, source).train()
     images = torch.randn(batch, 3, resolution, resolution)
     labels = torch.arange(batch) % num_classes
     fixed = {torch.ops.aten.convolution_backward: _convolution_backward_flops}
@@ -76,18 +99,25 @@ def measure_training_step_flops(arch: str, num_classes: int, resolution: int, kw
     return counter.get_total_flops() / batch
 
 
-def count_at_resolutions(arch: str, num_classes: int, resolutions, kwargs: dict | None = None) -> dict:
-    """fvcore's count and the FlopCounterMode cross-check at each resolution (the count_flops output)."""
+def count_at_resolutions(arch: str, num_classes: int, resolutions, kwargs: dict | None = None,
+                         source=None) -> dict:
+    """fvcore's count and the FlopCounterMode cross-check at each resolution (the count_flops output);
+    ``source``: a user model's file (algoprogress.architectures)."""
     resolutions = sorted({int(r) for r in resolutions})
     by_resolution = {}
     for resolution in resolutions:
-        counts = count_multiply_adds(arch, num_classes, resolution, kwargs)
-        measured = measure_training_step_flops(arch, num_classes, resolution, kwargs)
+        counts = count_multiply_adds(arch, num_classes, resolution, kwargs, source)
+        measured = measure_training_step_flops(arch, num_classes, resolution, kwargs, source=source)
+        ratio = measured / counts["training_flops_per_image"] if counts["training_flops_per_image"] else float("nan")
         by_resolution[str(resolution)] = {
             "multiply_adds_per_image": counts["multiply_adds_per_image"],
             "training_flops_per_image": counts["training_flops_per_image"],
             "measured_training_flops_per_image": measured,
-            "measured_over_convention": measured / counts["training_flops_per_image"],
+            "measured_over_convention": ratio,
+            "disagreement": None if abs(ratio - 1) <= DISAGREEMENT else (
+                f"FlopCounterMode measures {ratio:.2f}x the convention's count (more than "
+                f"{DISAGREEMENT:.0%} apart; operators fvcore left uncounted: "
+                f"{', '.join(counts['uncounted_operators']) or 'none'})"),
             "by_operator": counts["by_operator"],
             "uncounted_operators": counts["uncounted_operators"],
         }
@@ -122,7 +152,8 @@ def per_image_costs(counts: dict) -> tuple[dict[int, int], dict[int, float]]:
             {int(r): v["measured_training_flops_per_image"] for r, v in table.items()})
 
 
-def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: dict | None = None) -> dict:
+def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: dict | None = None,
+                        source=None) -> dict:
     """fvcore's forward multiply-add count of one image, with what it left uncounted."""
     import fvcore
     import torch
@@ -131,9 +162,10 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
     from algoprogress.architectures import build_model
 
     torch.manual_seed(0)
-    model = build_model(arch, num_classes, kwargs).eval()
+    model = build_model(arch, num_classes, kwargs, source).eval()
     image = torch.zeros(1, 3, resolution, resolution)
-    analysis = FlopCountAnalysis(model, image)
+    analysis = FlopCountAnalysis(model, image).set_op_handle("aten::scaled_dot_product_attention",
+                                                              _attention_multiply_adds)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     total = int(analysis.total())

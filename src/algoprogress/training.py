@@ -69,6 +69,7 @@ class TrainingJob:
     measured_flops: dict[int, float]  # FlopCounterMode training FLOPs per image, by resolution
     kwargs: dict
     trial: str = "base"  # the trial of the model's sweep (algoprogress.sweeps)
+    source_file: str | None = None  # a user model's file (a `file:` arch), resolved
     threads: int = 1
     checkpoint_path: str | None = None
     # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"
@@ -269,7 +270,8 @@ class TrainingRun:
 
         from algoprogress.architectures import build_model
 
-        core = build_model(self.job.arch, self.job.num_classes, self.job.kwargs).to(self.device)
+        core = build_model(self.job.arch, self.job.num_classes, self.job.kwargs, self.job.source_file)
+        core = core.to(self.device)
         if self.device.type == "cuda" and self.settings["channels_last"]:
             core = core.to(memory_format=torch.channels_last)
         return core

@@ -13,21 +13,35 @@ import sys
 
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 
-from algoprogress.cli import entry
+from algoprogress.architectures import ModelSourceError
+from algoprogress.cli import entry, fail
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
 
 
 def run(spec, out):
-    counts = count_at_resolutions(spec["arch"], spec["num_classes"], spec["resolutions"], spec["kwargs"])
+    """Counting builds the model at each resolution on CPU: a user model that does not import or build
+    fails here, in one line, before any training job of it starts (training jobs depend on this count)."""
+    try:
+        counts = count_at_resolutions(spec["arch"], spec["num_classes"], spec["resolutions"], spec["kwargs"],
+                                      source=spec.get("source"))
+    except ModelSourceError as error:
+        fail(f"{spec['arch']}: {error}")
+    except Exception as error:  # e.g. a timm model that cannot take this resolution
+        first = str(error).splitlines()[0][:300] if str(error) else ""
+        fail(f"{spec['arch']} at {spec['resolutions']} px: the model does not build or run "
+             f"({type(error).__name__}: {first})")
     write_json(out, counts)
     for resolution, count in counts["by_resolution"].items():
         print(f"{spec['arch']} at {resolution} px: {count['multiply_adds_per_image']:,} multiply-adds per image; "
               f"measured training step / convention = {count['measured_over_convention']:.3f}", file=sys.stderr)
+        if count["disagreement"]:
+            print(f"WARNING: {spec['arch']} at {resolution} px: {count['disagreement']}", file=sys.stderr)
 
 
 def arguments(parser):
-    parser.add_argument("--arch", required=True, help="torchvision constructor name")
+    parser.add_argument("--arch", required=True,
+                        help="torchvision name, timm:<name>, or file:<path>:<callable> (path relative to here)")
     parser.add_argument("--resolution", type=int, action="append", required=True,
                         help="input side in pixels (repeat for several)")
     parser.add_argument("--num-classes", type=int, required=True)
@@ -41,8 +55,10 @@ def from_args(args):
 
 
 def from_snakemake(job):
+    sources = list(getattr(job.input, "source", []))  # a user model's file, resolved by the workflow
     return dict(spec={"arch": job.params.arch, "kwargs": job.params.kwargs, "num_classes": job.params.num_classes,
-                      "resolutions": [job.params.resolution]}, out=job.output[0])
+                      "resolutions": [job.params.resolution], "source": sources[0] if sources else None},
+                out=job.output[0])
 
 
 if __name__ == "__main__":

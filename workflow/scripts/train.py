@@ -18,8 +18,9 @@ import sys
 
 import algoprogress_path  # makes src/ importable
 
+from algoprogress.architectures import ModelSourceError, source_file
 from algoprogress.cli import config_or_fail, entry, fail
-from algoprogress.config import model_table, network_spec, trial_training
+from algoprogress.config import ConfigError, model_table, network_spec, trial_training
 from algoprogress.data import DataError, count_classes, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import merge_counts, per_image_costs
@@ -28,18 +29,20 @@ from algoprogress.launch import TrainingFailed, run_training
 from algoprogress.schedules import flop_resolutions
 from algoprogress.training import TrainingInterrupted, TrainingJob
 
+# relative paths of user model files (`file:` archs) are relative to the workflow directory
+WORKFLOW_DIR = pathlib.Path(algoprogress_path.SRC).parent
+
 
 def verify_or_fail(manifest, train_beton, val_beton):
     """Train on nothing but the data the manifest lists: a damaged file ends the job with one line."""
     try:
         verify_data_files(manifest, {"train": train_beton, "val": val_beton})
     except DataError as error:
-        workflow = pathlib.Path(algoprogress_path.SRC).parent
-        fail(data_problem(str(error), repair_command(workflow, os.getcwd())))
+        fail(data_problem(str(error), repair_command(WORKFLOW_DIR, os.getcwd())))
 
 
 def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flops_jsons, out, threads,
-        checkpoint=None, verify=True):
+        checkpoint=None, verify=True, source=None):
     if verify:
         verify_or_fail(manifest, train_beton, val_beton)
     try:
@@ -53,9 +56,10 @@ def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flo
             val_beton=str(val_beton), num_classes=spec["num_classes"], settings=settings,
             multiply_adds=multiply_adds, measured_flops=measured, kwargs=spec["kwargs"],
             threads=max(1, threads // settings["gpus"]), checkpoint_path=checkpoint,
+            source_file=None if source is None else str(source),
         )
         run_training(job, out, processes=settings["gpus"])
-    except (DataError, TrainingInterrupted, TrainingFailed) as error:
+    except (DataError, ModelSourceError, TrainingInterrupted, TrainingFailed) as error:
         fail(str(error))
     except OSError as error:  # e.g. no space left: the curve is written whole or not at all
         fail(f"{error.filename or out}: {error.strerror or error}; no curve was written")
@@ -88,8 +92,8 @@ def from_args(args):
     if args.trial not in trials:
         fail(f"--trial: {args.trial!r} is not a trial of {args.model} (trials: {', '.join(trials)})")
     try:
-        spec = network_spec(config, args.model, count_classes(config["dataset"]))
-    except DataError as error:
+        spec = network_spec(config, args.model, count_classes(config["dataset"]), WORKFLOW_DIR)
+    except (DataError, ConfigError) as error:
         fail(str(error))
     settings = dict(trial_training(config, args.model, args.trial))
     if args.checkpoint_every is not None:
@@ -98,7 +102,7 @@ def from_args(args):
     return dict(name=args.model, trial=args.trial, seed=args.seed, spec=spec, settings=settings,
                 train_beton=data / "train.beton", val_beton=data / "val.beton", manifest=data / "manifest.json",
                 flops_jsons=args.flops, out=args.out, threads=args.threads, checkpoint=args.checkpoint,
-                verify=not args.no_verify)
+                verify=not args.no_verify, source=source_file(spec["arch"], WORKFLOW_DIR))
 
 
 def from_snakemake(job):
@@ -108,7 +112,8 @@ def from_snakemake(job):
                 settings=trial_training(job.config, job.wildcards.model, job.wildcards.trial),
                 train_beton=job.input.train, val_beton=job.input.val, manifest=job.input.manifest,
                 flops_jsons=list(job.input.flops), out=job.output.curve, threads=job.threads,
-                checkpoint=job.params.checkpoint_file, verify=job.config["dataset"]["verify_hash"])
+                checkpoint=job.params.checkpoint_file, verify=job.config["dataset"]["verify_hash"],
+                source=next(iter(getattr(job.input, "source", [])), None))
 
 
 if __name__ == "__main__":
