@@ -16,6 +16,7 @@ keep both lists equal to the installed libraries'.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -120,6 +121,7 @@ class ModelSourceError(ValueError):
     """A user's model file that cannot be imported, or whose callable does not build a model."""
 
 
+@functools.lru_cache(maxsize=1)
 def timm_models() -> tuple[str, tuple[str, ...]]:
     """(timm version, its model names) as pinned in timm_models.txt."""
     lines = _TIMM_LIST.read_text().splitlines()
@@ -132,15 +134,18 @@ def split_file_arch(arch: str) -> tuple[str, str]:
     return path, name
 
 
+def _did_you_mean(name: str, choices, prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, choices, n=3)
+    return f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+
+
 def check_arch(arch: str) -> str | None:
     """Why ``arch`` cannot name an architecture (one line), or None; imports neither torch nor timm."""
     if arch.startswith(TIMM_PREFIX):
         name = arch[len(TIMM_PREFIX):]
         version, names = timm_models()
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=3)
-            hint = f"; did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
-            return f"unknown timm model {name!r} (timm {version}){hint}"
+            return f"unknown timm model {name!r} (timm {version}){_did_you_mean(name, names, TIMM_PREFIX)}"
         return None
     if arch.startswith(FILE_PREFIX):
         path, name = split_file_arch(arch)
@@ -148,9 +153,8 @@ def check_arch(arch: str) -> str | None:
             return f"{arch!r}: expected file:<path to a .py file>:<callable name>"
         return None
     if arch not in KNOWN_ARCHITECTURES:
-        close = difflib.get_close_matches(arch, KNOWN_ARCHITECTURES, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return f"unknown architecture {arch!r}{hint} (or timm:<name>, or file:<path>:<callable>)"
+        return (f"unknown architecture {arch!r}{_did_you_mean(arch, KNOWN_ARCHITECTURES)} "
+                "(or timm:<name>, or file:<path>:<callable>)")
     return None
 
 

@@ -36,23 +36,20 @@ class Distributed:
         return cls(dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")))
 
     def sum(self, values, device) -> list[float]:
-        if not self.active:
-            return list(values)
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-        dist.all_reduce(tensor)
-        return tensor.tolist()
+        return self._all_reduce(values, device, "SUM")
 
     def minimum(self, values, device) -> list[float]:
+        return self._all_reduce(values, device, "MIN")
+
+    def _all_reduce(self, values, device, op: str) -> list[float]:
+        """``values`` reduced over the processes by ``op`` (a torch.distributed.ReduceOp name)."""
         if not self.active:
             return list(values)
         import torch
         import torch.distributed as dist
 
         tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op))
         return tensor.tolist()
 
     def any(self, flags, device) -> list[bool]:

@@ -55,10 +55,9 @@ def from_args(args):
 
 
 def from_snakemake(job):
-    sources = list(getattr(job.input, "source", []))  # a user model's file, resolved by the workflow
+    source = next(iter(getattr(job.input, "source", [])), None)  # a user model's file, resolved by the workflow
     return dict(spec={"arch": job.params.arch, "kwargs": job.params.kwargs, "num_classes": job.params.num_classes,
-                      "resolutions": [job.params.resolution], "source": sources[0] if sources else None},
-                out=job.output[0])
+                      "resolutions": [job.params.resolution], "source": source}, out=job.output[0])
 
 
 if __name__ == "__main__":
