@@ -178,3 +178,21 @@ rule plot_model_curve:
         thresholds=config["thresholds"],
     script:
         "../workflow/scripts/plot_model_curve.py"
+
+
+rule flop_table:
+    input:
+        counts=flop_count_paths(),
+        code=ANALYSIS_CODE,
+    output:
+        csv=report(
+            "results/flop_counts.csv",
+            caption="../report/flop_counts.rst",
+            category="Compute convention",
+        ),
+    log:
+        "logs/flop_table.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow/scripts/flop_table.py"

@@ -1,6 +1,7 @@
 import os
 import re
 import sys
+from types import SimpleNamespace
 
 # The workflow's logic lives in the package under src/ (the scripts find it through
 # workflow/scripts/algoprogress_path.py); here it checks the config before any job is planned.
@@ -137,6 +138,7 @@ def get_final_output():
         "results/figures/efficiency.png",
         "results/figures/learning_curves.png",
         "results/threshold_sweep.csv",
+        "results/flop_counts.csv",
         "results/figures/threshold_sweep.png",
         *[f"results/figures/curves/{name}.png" for name in MODELS],
     ]
@@ -203,6 +205,20 @@ def trial_flop_paths(wildcards):
         f"results/flops/{wildcards.model}/{resolution}px.json"
         for resolution in flop_resolutions(trial_settings(wildcards))
     ]
+
+
+def flop_count_paths():
+    """Every FLOP count the run makes: each model at each resolution any of its trials uses."""
+    return sorted(
+        {
+            f"results/flops/{name}/{resolution}px.json"
+            for name, model in MODELS.items()
+            for trial in model["trials"]
+            for resolution in flop_resolutions(
+                trial_settings(SimpleNamespace(model=name, trial=trial["name"]))
+            )
+        }
+    )
 
 
 def training_threads(wildcards):

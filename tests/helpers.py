@@ -15,8 +15,8 @@ def configfiles(value):
 
 def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
     """Run the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny config."""
-    command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml"), *args]
+    command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args,
+               "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml")]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 

@@ -87,6 +87,36 @@ def test_the_example_builds_and_a_disagreement_of_the_counters_is_stated(repo):
         "multiply_adds_per_image"]
 
 
+def test_the_reports_flop_table_states_a_disagreement(repo, tmp_path):
+    """workflow/scripts/flop_table.py (the report's `results/flop_counts.csv`): a row per model and resolution,
+    the disagreement of a count more than 10% apart carried over, and a damaged count refused in one line."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    counts = count_at_resolutions(EXAMPLE, 10, [32], {"width": 8}, source=repo / "examples" / "tiny_convnet.py")
+    counts["by_resolution"]["32"]["disagreement"] = "FlopCounterMode measures 1.50x the convention's count"
+    for model in ("mine", "yours"):
+        (tmp_path / model).mkdir()
+        (tmp_path / model / "32px.json").write_text(json.dumps(counts))
+    script = [sys.executable, str(repo / "workflow" / "scripts" / "flop_table.py"), "--out", str(tmp_path / "t.csv")]
+    done = subprocess.run([*script, str(tmp_path / "mine" / "32px.json"), str(tmp_path / "yours" / "32px.json")],
+                          capture_output=True, text=True, check=True)
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["model"].tolist() == ["mine", "yours"] and (table["resolution"] == 32).all()
+    assert (table["disagreement"] == "FlopCounterMode measures 1.50x the convention's count").all()
+    assert "WARNING: mine at 32 px: FlopCounterMode measures 1.50x" in done.stderr
+    written = (tmp_path / "t.csv").read_bytes()
+    (tmp_path / "yours" / "32px.json").write_text('{"arch": ')
+    failed = subprocess.run([*script, str(tmp_path / "yours" / "32px.json")], capture_output=True, text=True)
+    assert failed.returncode == 1 and failed.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'yours' / '32px.json'}: not a FLOP count (Expecting value: line 1 column 10 (char 9)); "
+        "delete it and rerun: the workflow recounts it"]
+    assert (tmp_path / "t.csv").read_bytes() == written
+
+
 def test_fused_attention_is_counted(tmp_path):
     """fvcore has no handle for scaled_dot_product_attention: the one added counts L x S x (E + Ev) per
     batch and head, so a model that is attention alone has exactly that count."""
@@ -120,14 +150,19 @@ def test_a_timm_model_with_attention_and_layer_scale_is_counted():
 @pytest.mark.slow
 def test_adding_a_user_architecture_plans_only_its_work(finished_run, snakemake_bin, workflow_copy, tmp_path):
     """The incremental rerun: a finished tiny run, the example architecture appended: only its FLOP count,
-    its training and the analysis are planned; editing its file plans the same again, and nothing else."""
+    its training and the analysis are planned. Once it is trained, editing its file plans the same again,
+    and nothing of the other models. (The example is copied to an absolute path: the workflow copy is shared.)"""
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
+    mine = tmp_path / "tiny_convnet.py"
+    shutil.copy(workflow_copy / "examples" / "tiny_convnet.py", mine)
     config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["models"].append({"name": "tiny_convnet", "arch": EXAMPLE, "published": "2026-11-22",
+    config["models"].append({"name": "tiny_convnet", "arch": f"file:{mine}:tiny_convnet", "published": "2026-11-22",
                              "kwargs": {"width": 8}})
     configfile = tmp_path / "with_mine.yaml"
     configfile.write_text(yaml.safe_dump(config))
+    seeds = {str(seed) for seed in config["training"].get("seeds", [0])}
+    mine_curves = [f"results/curves/tiny_convnet/base/seed{seed}.parquet" for seed in sorted(seeds)]
 
     def plan():
         result = snakemake(snakemake_bin, workflow_copy, workdir, "-n", configfile=configfile)
@@ -135,7 +170,13 @@ def test_adding_a_user_architecture_plans_only_its_work(finished_run, snakemake_
         assert result.returncode == 0, output[-2000:]
         return planned_jobs(output), train_jobs(output)
 
-    jobs, trained = plan()
-    seeds = {str(seed) for seed in config["training"].get("seeds", [0])}
-    assert trained == {("tiny_convnet", "base", seed) for seed in seeds}
-    assert jobs["count_flops"] == 1 and "prepare_data" not in jobs and jobs["thresholds"] == 1
+    def assert_only_mine_planned():
+        jobs, trained = plan()
+        assert trained == {("tiny_convnet", "base", seed) for seed in seeds}
+        assert jobs["count_flops"] == 1 and "prepare_data" not in jobs and jobs["thresholds"] == 1
+
+    assert_only_mine_planned()
+    trained = snakemake(snakemake_bin, workflow_copy, workdir, *mine_curves, configfile=configfile)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    mine.write_text(mine.read_text().replace("nn.ReLU(inplace=True)", "nn.GELU()"))
+    assert_only_mine_planned()

@@ -37,6 +37,11 @@ def test_end_to_end_outputs(finished_run, repo):
             assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
             assert (finished_run / "logs" / "train" / name / "base" / f"seed{seed}.log").read_text().count("step") > 0
 
+    flop_table = pd.read_csv(results / "flop_counts.csv", keep_default_na=False)
+    assert sorted(zip(flop_table["model"], flop_table["resolution"], strict=True)) == [(n, 64) for n in sorted(names)]
+    assert (flop_table["training_flops_per_image"] == TRAINING_FLOP_PER_MULTIPLY_ADD
+            * flop_table["multiply_adds_per_image"]).all()
+
     threshold_names = [t["name"] for t in config["thresholds"]]
     thresholds = pd.read_csv(results / "thresholds.csv")
     assert sorted(zip(thresholds["threshold_name"], thresholds["model"], thresholds["seed"], strict=True)) == sorted(
@@ -140,6 +145,7 @@ def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, wor
     assert result.returncode == 0, result.stderr[-2000:]
     html = report.read_text()
     assert "efficiency frontier" in html and "log-compute" in html  # the captions
+    assert "flop_counts.csv" in html and "more than 10% apart" in html  # the FLOP table and its caption
     assert "thresholds_by_model.csv" in html and "measured_vs_published.png" in html
     assert 'src="http' not in html  # self-contained: nothing fetched when opened
 

@@ -182,3 +182,30 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
         "counter": f"fvcore {getattr(fvcore, '__version__', 'unknown')}",
         "convention": CONVENTION,
     }
+
+
+def count_table(counts_by_model: dict[str, list[dict]]):
+    """One row per model and resolution from count_flops' JSON files: both counters, their ratio,
+    the operators fvcore left uncounted and the disagreement (over 10%) if any (the report's table)."""
+    import pandas as pd
+
+    rows = []
+    for model, counts in counts_by_model.items():
+        merged = merge_counts(counts)
+        for resolution, entry in merged["by_resolution"].items():
+            rows.append({
+                "model": model,
+                "arch": merged["arch"],
+                "resolution": int(resolution),
+                "parameters": merged["parameters"],
+                "multiply_adds_per_image": entry["multiply_adds_per_image"],
+                "training_flops_per_image": entry["training_flops_per_image"],
+                "measured_training_flops_per_image": entry["measured_training_flops_per_image"],
+                "measured_over_convention": entry["measured_over_convention"],
+                "uncounted_operators": " ".join(entry["uncounted_operators"]),
+                "disagreement": entry.get("disagreement") or "",
+            })
+    columns = ["model", "arch", "resolution", "parameters", "multiply_adds_per_image", "training_flops_per_image",
+               "measured_training_flops_per_image", "measured_over_convention", "uncounted_operators",
+               "disagreement"]
+    return pd.DataFrame(rows, columns=columns)
