@@ -1,5 +1,7 @@
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,52 @@ from tests.helpers import WORKFLOW_FILES, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
+
+# Tests run on two pytest-xdist workers (pyproject.toml), in groups that each run whole on one worker: the tests
+# that share the finished tiny run (a session fixture, built once per worker that needs it) together with the
+# SLURM module (its cluster must not start twice), and the other tests by module (a module's fixtures built once).
+# pytest-xdist's own `--dist loadgroup` does not work with pytest 9 (it renames node ids through an attribute
+# pytest 9 no longer reads), so the workers write each test's group to a file and the scheduler below reads it.
+SHARED_RUN_GROUP = "finished_run"
+SHARED_RUN_MODULES = {"test_slurm"}
+GROUPS_FILE = "ALGOPROGRESS_TEST_GROUPS"
+
+
+def test_group(item) -> str:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    shares_run = "finished_run" in item.fixturenames or module in SHARED_RUN_MODULES
+    return SHARED_RUN_GROUP if shares_run else module
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        fd, path = tempfile.mkstemp(prefix="algoprogress-test-groups-", suffix=".json")
+        os.close(fd)
+        os.environ[GROUPS_FILE] = path  # the workers, started later, inherit it
+        config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
+
+
+def pytest_collection_modifyitems(config, items):
+    path = os.environ.get(GROUPS_FILE)
+    if path and getattr(config, "workerinput", {}).get("workerid") == "gw0":  # every worker collects the same
+        Path(path).write_text(json.dumps({item.nodeid: test_group(item) for item in items}))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        """pytest-xdist's scope scheduling, a scope being a test's group (read once all workers collected)."""
+
+        groups = None
+
+        def _split_scope(self, nodeid):
+            if self.groups is None:
+                self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text())
+            return self.groups.get(nodeid, nodeid)
+
+    return ByGroup(config, log)
 
 
 @pytest.fixture(scope="session")

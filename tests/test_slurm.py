@@ -116,7 +116,7 @@ def slurm_cluster(tmp_path_factory):
 TEST_OVERRIDES = [
     "--default-resources", "slurm_partition=debug", "slurm_account=algoprogress-test", "runtime=30",
     "mem_mb=2000", "cpus_per_task=1",
-    "--set-resources", "train:gpu=0", "train:mem_mb=4000", "train:cpus_per_task=2",
+    "--set-resources", "train:gpu=0", "train:mem_mb=4000", "train:cpus_per_task=1",  # two side by side, as locally
     "prepare_data:mem_mb=4000", "prepare_data:cpus_per_task=2",
     "--slurm-status-command", "squeue",  # no accounting database here, so no sacct
     "--slurm-init-seconds-before-status-checks", "1",

@@ -180,7 +180,7 @@ def test_a_new_architecture_trains_only_itself(finished_run, snakemake_bin, work
         config["models"].append({"name": "shufflenet_v2_x0_5", "published": "2018-07-30"})
 
     assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {
-        **ANALYSIS_JOBS, "count_flops": 1, "train": 2, "plot_model_curve": 3}
+        **ANALYSIS_JOBS, "count_flops": 1, "flop_table": 1, "train": 2, "plot_model_curve": 3}
 
 
 @pytest.mark.slow
@@ -215,7 +215,7 @@ def plan_after_editing(module_name, snakemake_bin, workflow, workdir, tmp_path):
 @pytest.mark.slow
 def test_changed_analysis_code_reruns_the_analysis_only(finished_run, snakemake_bin, workflow_copy, tmp_path):
     planned = plan_after_editing("trend.py", snakemake_bin, workflow_copy, finished_run, tmp_path)
-    assert planned == {**ANALYSIS_JOBS, "published_trend": 1, "plot_model_curve": 2}
+    assert planned == {**ANALYSIS_JOBS, "published_trend": 1, "plot_model_curve": 2, "flop_table": 1}
 
 
 @pytest.mark.slow
