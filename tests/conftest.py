@@ -11,20 +11,25 @@ from tests.helpers import WORKFLOW_FILES, snakemake
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
 
-# Tests run on two pytest-xdist workers (pyproject.toml), in groups that each run whole on one worker: the tests
-# that share the finished tiny run (a session fixture, built once per worker that needs it) together with the
-# SLURM module (its cluster must not start twice), and the other tests by module (a module's fixtures built once).
+# Tests run on pytest-xdist workers (pyproject.toml), in groups that each run whole on one worker: the tests that
+# share the finished tiny run (a session fixture, built once per worker that needs it, and tied to that worker's
+# workflow copy: Snakemake records the absolute paths of its code inputs) form one group, and the other tests
+# one group per module (a module's fixtures built once). Groups start longest first; the SLURM module, mostly
+# waiting for its cluster, starts at once beside the others' work.
 # pytest-xdist's own `--dist loadgroup` does not work with pytest 9 (it renames node ids through an attribute
 # pytest 9 no longer reads), so the workers write each test's group to a file and the scheduler below reads it.
 SHARED_RUN_GROUP = "finished_run"
-SHARED_RUN_MODULES = {"test_slurm"}
+LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_training", "test_sweeps",
+                 "test_bill", "test_workflow"]
 GROUPS_FILE = "ALGOPROGRESS_TEST_GROUPS"
 
 
 def test_group(item) -> str:
-    module = item.module.__name__.rsplit(".", 1)[-1]
-    shares_run = "finished_run" in item.fixturenames or module in SHARED_RUN_MODULES
-    return SHARED_RUN_GROUP if shares_run else module
+    return SHARED_RUN_GROUP if "finished_run" in item.fixturenames else item.module.__name__.rsplit(".", 1)[-1]
+
+
+def start_order(group: str) -> int:
+    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 def pytest_configure(config):
@@ -46,14 +51,19 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class ByGroup(LoadScopeScheduling):
-        """pytest-xdist's scope scheduling, a scope being a test's group (read once all workers collected)."""
+        """pytest-xdist's scope scheduling, a scope being a test's group, the longest groups handed out first."""
 
         groups = None
 
         def _split_scope(self, nodeid):
-            if self.groups is None:
+            if self.groups is None:  # read once every worker has collected
                 self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text())
             return self.groups.get(nodeid, nodeid)
+
+        def _assign_work_unit(self, node):
+            # the next unit handed out is the queue's longest group (a scope is a group's name)
+            self.workqueue.move_to_end(min(self.workqueue, key=start_order), last=False)
+            super()._assign_work_unit(node)
 
     return ByGroup(config, log)
 
@@ -105,5 +115,3 @@ def finished_run(snakemake_bin, workflow_copy, tmp_path_factory):
     result = snakemake(snakemake_bin, workflow_copy, workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
-
-

@@ -1,4 +1,5 @@
-"""The tiny experiment on a real single-node SLURM, through profiles/slurm, compared with a local run.
+"""The tiny experiment (one seed per model) on a real single-node SLURM, through profiles/slurm; one of its
+curves retrained locally, and one preempted and resumed under SLURM, both equal to SLURM's.
 
 The fixture installs Debian's slurm-wlm and munge where missing (it needs root), writes a minimal
 /etc/slurm/slurm.conf (jobs do not see SLURM_CONF, so it must be there), starts munged, slurmctld and
@@ -7,6 +8,7 @@ slurmd, and stops what it started afterwards. It never touches a SLURM configura
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.helpers import snakemake
 
@@ -126,41 +129,72 @@ TEST_OVERRIDES = [
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, tmp_path_factory):
+def one_seed(workflow_copy, tmp_path_factory):
+    """The tiny config with one seed per model: every rule of the workflow, two training jobs."""
+    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
+    config["training"]["seeds"] = [0]
+    path = tmp_path_factory.mktemp("slurm-config") / "one_seed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm-run")
     result = snakemake(snakemake_bin, workflow_copy, workdir, "--profile", str(workflow_copy / "profiles" / "slurm"),
-                       *TEST_OVERRIDES)
+                       *TEST_OVERRIDES, configfile=one_seed)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return workdir, result.stdout + result.stderr
 
 
 @pytest.mark.slow
-def test_every_job_ran_as_a_slurm_job(slurm_run):
+def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
+    """Each job of data, FLOP counting and training is a SLURM job of its own; the analysis rules, grouped by
+    the profile, run together as one."""
     workdir, output = slurm_run
+    profile = yaml.safe_load((workflow_copy / "profiles" / "slurm" / "config.yaml").read_text())
+    grouped = {entry.split("=")[0] for entry in profile["groups"]}
     submitted = [line for line in output.splitlines() if "submitted with SLURM jobid" in line]
     rule_logs = sorted((workdir / "logs").rglob("*.log"))
-    assert len(rule_logs) >= 12 and len(submitted) == len(rule_logs)
+    rule_of = {log: log.relative_to(workdir / "logs").parts[0].removesuffix(".log") for log in rule_logs}
+    alone = [log for log in rule_logs if rule_of[log] not in grouped]
+    assert len(rule_logs) >= 12 and {rule_of[log] for log in rule_logs} >= grouped
+    assert len(submitted) == len(alone) + 1 and sum("group_analysis" in line for line in submitted) == 1
     for log in rule_logs:
         first = log.read_text().splitlines()[0]
         assert "SLURM job " in first, f"{log} did not run under SLURM: {first}"
     assert list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
 
 
+TRAINED_AGAIN = Path("results", "curves", "resnet18", "base", "seed0.parquet")
+
+
 @pytest.mark.slow
-def test_slurm_results_equal_a_local_run(slurm_run, finished_run):
-    workdir, _ = slurm_run
+def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy, one_seed, tmp_path):
+    """A copy of the SLURM run retrains one curve locally (and redoes the analysis): the same curve, the same
+    thresholds and the same trend as under SLURM."""
+    slurm_dir, _ = slurm_run
+    local_dir = tmp_path / "local"
+    shutil.copytree(slurm_dir, local_dir, symlinks=True)
+    (local_dir / TRAINED_AGAIN).unlink()
+    (local_dir / "results" / "thresholds.csv").unlink()  # the analysis, missing, needs the curve again
+    result = snakemake(snakemake_bin, workflow_copy, local_dir, configfile=one_seed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert trained(result.stdout + result.stderr) == [("resnet18", "0")]
     timing = ["wall_seconds", "eval_seconds"]
-    for local_curve in sorted((finished_run / "results" / "curves").rglob("*.parquet")):
-        relative = local_curve.relative_to(finished_run)
-        local = pd.read_parquet(local_curve).drop(columns=timing)
-        remote = pd.read_parquet(workdir / relative).drop(columns=timing)
-        pd.testing.assert_frame_equal(local, remote)
-    local = pd.read_csv(finished_run / "results" / "thresholds.csv").drop(columns="wall_seconds")
-    remote = pd.read_csv(workdir / "results" / "thresholds.csv").drop(columns="wall_seconds")
+    remote = pd.read_parquet(slurm_dir / TRAINED_AGAIN).drop(columns=timing)
+    local = pd.read_parquet(local_dir / TRAINED_AGAIN).drop(columns=timing)
     pd.testing.assert_frame_equal(local, remote)
-    local_trend = json.loads((finished_run / "results" / "trend.json").read_text())
-    remote_trend = json.loads((workdir / "results" / "trend.json").read_text())
+    local = pd.read_csv(local_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
+    remote = pd.read_csv(slurm_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
+    pd.testing.assert_frame_equal(local, remote)
+    local_trend = json.loads((local_dir / "results" / "trend.json").read_text())
+    remote_trend = json.loads((slurm_dir / "results" / "trend.json").read_text())
     assert remote_trend["doubling_time_months"] == pytest.approx(local_trend["doubling_time_months"])
+
+
+def trained(output: str) -> list[tuple[str, str]]:
+    return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))
 
 
 def running_slurm_jobs() -> list[str]:
@@ -168,19 +202,20 @@ def running_slurm_jobs() -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm_cluster, snakemake_bin,
-                                                                           workflow_copy, finished_run, tmp_path):
+def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm_run, snakemake_bin, workflow_copy,
+                                                                           one_seed, tmp_path):
     """A training job that SLURM ends mid-training with SIGTERM (as on preemption or at its time limit)
     checkpoints, fails, is resubmitted (the profile's retries), resumes from its checkpoint, and its
-    finished curve equals the uninterrupted local run's."""
+    finished curve equals the uninterrupted one of the SLURM run."""
     workdir = tmp_path / "run"
-    shutil.copytree(finished_run, workdir, symlinks=True)
-    relative = Path("results", "curves", "resnet18", "base", "seed0.parquet")
+    slurm_dir, _ = slurm_run
+    shutil.copytree(slurm_dir, workdir, symlinks=True)
+    relative = TRAINED_AGAIN
     (workdir / relative).unlink()  # only this training job is to run
     train_log = workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log"
     train_log.unlink()
     command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(workflow_copy / "tests" / "data" / "tiny.yaml"),
+               "--configfile", str(one_seed),
                "--profile", str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES,
                str(relative)]  # the curve as the target: a missing file whose consumers are up to date is not remade
     output = tmp_path / "snakemake.out"
@@ -202,6 +237,6 @@ def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm
     assert len(train_submissions) >= 2, log[-4000:]  # the preempted job and its retry
     assert "resumed from" in train_log.read_text()
     timing = ["wall_seconds", "eval_seconds"]
-    uninterrupted = pd.read_parquet(finished_run / relative).drop(columns=timing)
+    uninterrupted = pd.read_parquet(slurm_dir / relative).drop(columns=timing)
     resumed = pd.read_parquet(workdir / relative).drop(columns=timing)
     pd.testing.assert_frame_equal(uninterrupted, resumed)

@@ -1,6 +1,7 @@
 """The real Snakemake workflow, run in a temporary directory on the tiny config."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -80,8 +81,6 @@ def test_end_to_end_outputs(finished_run, repo):
 
 def rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path, thresholds):
     """A copy of the finished run, its thresholds replaced, rerun for real (the analysis rules only)."""
-    import shutil
-
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
     config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
@@ -225,17 +224,20 @@ def test_changed_training_code_retrains_nothing(finished_run, snakemake_bin, wor
 
 
 @pytest.mark.slow
-def test_diverging_model_is_a_result_not_a_failure(snakemake_bin, repo, tmp_path):
+def test_diverging_model_is_a_result_not_a_failure(finished_run, snakemake_bin, workflow_copy, tmp_path):
     """A model whose loss becomes non-finite: its job succeeds with the curve so far, marked diverged, and the
-    analysis counts it as not reaching the thresholds; nothing partial is left anywhere."""
-    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
+    analysis counts it as not reaching the thresholds; nothing partial is left anywhere. (A copy of the finished
+    run with one model's learning rate changed: that model alone is retrained, and diverges.)"""
+    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
     config["models"][1]["training"] = {"lr": 1.0e12, "schedule": "constant", "momentum": 0.0}
     configfile = tmp_path / "diverging.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "run"
-    result = snakemake(snakemake_bin, repo, workdir, configfile=configfile)
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     bad, good = config["models"][1]["name"], config["models"][0]["name"]
+    assert f"wildcards: model={good}," not in result.stdout + result.stderr
     log = (workdir / "logs" / "train" / bad / "base" / "seed0.log").read_text()
     assert "WARNING" in log and "non-finite loss" in log
     diverged = curves.read_curve(workdir / "results" / "curves" / bad / "base" / "seed0.parquet")
