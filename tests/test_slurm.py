@@ -149,8 +149,9 @@ def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed, tmp_path_fa
 
 @pytest.mark.slow
 def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
-    """Each job of data, FLOP counting and training is a SLURM job of its own; the analysis rules, grouped by
-    the profile, run together as one."""
+    """Each job of data, FLOP counting, training and per-model figures is a SLURM job of its own; the
+    analysis rules grouped by the profile share fewer SLURM jobs than they are (published_trend, ready
+    from the start, goes first on its own)."""
     workdir, output = slurm_run
     profile = yaml.safe_load((workflow_copy / "profiles" / "slurm" / "config.yaml").read_text())
     grouped = {entry.split("=")[0] for entry in profile["groups"]}
@@ -159,7 +160,8 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
     rule_of = {log: log.relative_to(workdir / "logs").parts[0].removesuffix(".log") for log in rule_logs}
     alone = [log for log in rule_logs if rule_of[log] not in grouped]
     assert len(rule_logs) >= 12 and {rule_of[log] for log in rule_logs} >= grouped
-    assert len(submitted) == len(alone) + 1 and sum("group_analysis" in line for line in submitted) == 1
+    group_jobs = [line for line in submitted if "group_analysis" in line]
+    assert len(submitted) == len(alone) + len(group_jobs) and 1 <= len(group_jobs) < len(grouped)
     for log in rule_logs:
         first = log.read_text().splitlines()[0]
         assert "SLURM job " in first, f"{log} did not run under SLURM: {first}"
