@@ -1,8 +1,10 @@
 """Helpers shared by the test modules."""
 
+import re
 import subprocess
 
 import numpy as np
+import yaml
 from PIL import Image
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
@@ -18,6 +20,25 @@ def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
     command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args,
                "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml")]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def tiny_with(workflow, folder, change, name="tiny.yaml"):
+    """The workflow's tiny config changed by ``change(config)``, written to ``folder/name``."""
+    config = yaml.safe_load((workflow / "tests" / "data" / "tiny.yaml").read_text())
+    change(config)
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def one_seed(config):
+    """A `tiny_with` change: one seed per model (every rule of the workflow, one training job per model)."""
+    config["training"]["seeds"] = [0]
+
+
+def trained(output):
+    """(model, seed) of the base-trial training jobs a Snakemake run's output shows."""
+    return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))
 
 
 def write_image_folder(root, broken=False, classes=("cat", "dog"), per_class=6, size=(40, 50)):

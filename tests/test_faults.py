@@ -22,7 +22,7 @@ from algoprogress.config import validate_config
 from algoprogress.fileio import read_json
 from algoprogress.flops import count_at_resolutions, per_image_costs
 from algoprogress.training import TrainingInterrupted, TrainingJob, train
-from tests.helpers import snakemake
+from tests.helpers import one_seed, snakemake, tiny_with, trained
 
 SETTINGS = validate_config({
     "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
@@ -241,10 +241,6 @@ def snapshot(workdir):
             for path in sorted(workdir.rglob("*")) if path.is_file() and ".snakemake" not in path.parts}
 
 
-def trained(output):
-    return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))
-
-
 @pytest.mark.slow
 def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workflow_copy, finished_run, tmp_path):
     """Rows: corrupt .beton, corrupt curve -> the run stops (a dry run too) with one line per damaged file
@@ -318,12 +314,9 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     """Rows: a second snakemake on the same directory is refused, nothing clobbered; Snakemake itself killed
     (with its jobs: the machine lost) -> after --unlock the next run reruns only incomplete jobs."""
     workdir = tmp_path / "run"
-    one_seed = tmp_path / "one_seed.yaml"  # the tiny config with one seed per model: two training jobs
-    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["training"]["seeds"] = [0]
-    one_seed.write_text(yaml.safe_dump(config))
+    config = tiny_with(workflow_copy, tmp_path, one_seed)  # two training jobs
     command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(one_seed)]
+               "--configfile", str(config)]
     log = tmp_path / "first.log"
     first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     curve_dir = workdir / "results" / "curves"

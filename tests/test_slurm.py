@@ -8,7 +8,6 @@ slurmd, and stops what it started afterwards. It never touches a SLURM configura
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import snakemake
+from tests.helpers import one_seed, snakemake, tiny_with, trained
 
 CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# algoprogress test cluster"
@@ -129,20 +128,15 @@ TEST_OVERRIDES = [
 
 
 @pytest.fixture(scope="module")
-def one_seed(workflow_copy, tmp_path_factory):
-    """The tiny config with one seed per model: every rule of the workflow, two training jobs."""
-    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["training"]["seeds"] = [0]
-    path = tmp_path_factory.mktemp("slurm-config") / "one_seed.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def one_seed_config(workflow_copy, tmp_path_factory):
+    return tiny_with(workflow_copy, tmp_path_factory.mktemp("slurm-config"), one_seed)
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed, tmp_path_factory):
+def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm-run")
     result = snakemake(snakemake_bin, workflow_copy, workdir, "--profile", str(workflow_copy / "profiles" / "slurm"),
-                       *TEST_OVERRIDES, configfile=one_seed)
+                       *TEST_OVERRIDES, configfile=one_seed_config)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return workdir, result.stdout + result.stderr
 
@@ -172,7 +166,7 @@ TRAINED_AGAIN = Path("results", "curves", "resnet18", "base", "seed0.parquet")
 
 
 @pytest.mark.slow
-def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy, one_seed, tmp_path):
+def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy, one_seed_config, tmp_path):
     """A copy of the SLURM run retrains one curve locally (and redoes the analysis): the same curve, the same
     thresholds and the same trend as under SLURM."""
     slurm_dir, _ = slurm_run
@@ -180,7 +174,7 @@ def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy
     shutil.copytree(slurm_dir, local_dir, symlinks=True)
     (local_dir / TRAINED_AGAIN).unlink()
     (local_dir / "results" / "thresholds.csv").unlink()  # the analysis, missing, needs the curve again
-    result = snakemake(snakemake_bin, workflow_copy, local_dir, configfile=one_seed)
+    result = snakemake(snakemake_bin, workflow_copy, local_dir, configfile=one_seed_config)
     assert result.returncode == 0, result.stderr[-3000:]
     assert trained(result.stdout + result.stderr) == [("resnet18", "0")]
     timing = ["wall_seconds", "eval_seconds"]
@@ -195,17 +189,13 @@ def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy
     assert remote_trend["doubling_time_months"] == pytest.approx(local_trend["doubling_time_months"])
 
 
-def trained(output: str) -> list[tuple[str, str]]:
-    return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))
-
-
 def running_slurm_jobs() -> list[str]:
     return run("squeue", "-h", "-t", "RUNNING", "-o", "%i", check=False, timeout=10).stdout.split()
 
 
 @pytest.mark.slow
 def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm_run, snakemake_bin, workflow_copy,
-                                                                           one_seed, tmp_path):
+                                                                           one_seed_config, tmp_path):
     """A training job that SLURM ends mid-training with SIGTERM (as on preemption or at its time limit)
     checkpoints, fails, is resubmitted (the profile's retries), resumes from its checkpoint, and its
     finished curve equals the uninterrupted one of the SLURM run."""
@@ -217,7 +207,7 @@ def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm
     train_log = workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log"
     train_log.unlink()
     command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(one_seed),
+               "--configfile", str(one_seed_config),
                "--profile", str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES,
                str(relative)]  # the curve as the target: a missing file whose consumers are up to date is not remade
     output = tmp_path / "snakemake.out"

@@ -8,11 +8,10 @@ import shutil
 
 import pandas as pd
 import pytest
-import yaml
 
 from algoprogress.config import ConfigError, validate_config
 from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
-from tests.helpers import snakemake
+from tests.helpers import snakemake, tiny_with
 from tests.test_workflow import planned_jobs
 
 MODELS = [
@@ -208,14 +207,6 @@ def test_key_order_of_a_grid_does_not_matter():
 
 
 # The workflow: each trial is a training job of its own (dry runs wherever possible).
-
-def tiny_with(repo, tmp_path, change, name="sweep.yaml"):
-    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
-    change(config)
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
-
 
 def train_jobs(output: str) -> set[tuple[str, str, str]]:
     """(model, trial, seed) of each planned train job."""

@@ -11,7 +11,7 @@ import yaml
 
 from algoprogress import curves
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
-from tests.helpers import snakemake
+from tests.helpers import snakemake, tiny_with
 
 SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "threshold_sweep", "plot_learning_curves",
            "plot_model_curve", "published_trend", "compare_with_published"]
@@ -228,10 +228,11 @@ def test_diverging_model_is_a_result_not_a_failure(finished_run, snakemake_bin, 
     """A model whose loss becomes non-finite: its job succeeds with the curve so far, marked diverged, and the
     analysis counts it as not reaching the thresholds; nothing partial is left anywhere. (A copy of the finished
     run with one model's learning rate changed: that model alone is retrained, and diverges.)"""
-    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["models"][1]["training"] = {"lr": 1.0e12, "schedule": "constant", "momentum": 0.0}
-    configfile = tmp_path / "diverging.yaml"
-    configfile.write_text(yaml.safe_dump(config))
+    def diverge(config):
+        config["models"][1]["training"] = {"lr": 1.0e12, "schedule": "constant", "momentum": 0.0}
+
+    configfile = tiny_with(workflow_copy, tmp_path, diverge, "diverging.yaml")
+    config = yaml.safe_load(configfile.read_text())
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
     result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
