@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,6 +28,21 @@ def test_stratified_split_caps_each_class():
     labels = np.repeat(np.arange(3), 50)
     train, val = stratified_split(labels, 0.5, seed=0, max_per_class=10)
     assert list(np.bincount(labels[np.concatenate([train, val])])) == [10, 10, 10]
+
+
+def test_importing_ffcv_compiles_numbas_typed_dicts_once(tmp_path):
+    """The second process that imports FFCV loads numba's typed-dictionary functions from numba's cache."""
+    code = ("from algoprogress.ffcv_import import cache_typed_dicts\n"
+            "assert cache_typed_dicts()\n"
+            "import ffcv.fields.rgb_image\n"
+            "from numba.typed import typeddict\n"
+            "stats = [typeddict._make_dict.stats, typeddict._setitem.stats]\n"
+            "print(sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    hits_and_misses = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True, timeout=300).stdout.split() for _ in range(2)]
+    assert hits_and_misses == [["0", "2"], ["2", "0"]]
+    assert any(tmp_path.rglob("*.nbc"))
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from algoprogress.ffcv_import import cache_typed_dicts
 from algoprogress.fileio import atomic_path, read_json, sha256_of_file, write_json
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ FFCV_PAGE_BYTES = 1 << 23  # FFCV's DatasetWriter default page size (4 x 2 MiB)
 
 def _write_beton_here(temporary: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict,
                       workers: int) -> None:
+    cache_typed_dicts()
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
@@ -223,6 +225,7 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     import signal
     import time
 
+    cache_typed_dicts()
     import ffcv.fields  # imported once here, inherited by the writer process
     import ffcv.writer  # noqa: F401
 

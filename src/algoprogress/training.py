@@ -43,6 +43,7 @@ from algoprogress import curves, flops
 from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
 from algoprogress.config import results_settings
 from algoprogress.distributed import Distributed
+from algoprogress.ffcv_import import cache_typed_dicts
 from algoprogress.provenance import hardware, package_versions, source_revision
 from algoprogress.schedules import evaluation_steps, learning_rate, resolution_at_epoch
 
@@ -469,6 +470,7 @@ class TrainingRun:
 
 
 def _image_count(beton: str) -> int:
+    cache_typed_dicts()
     from ffcv.reader import Reader
 
     return int(Reader(str(beton)).num_samples)
