@@ -62,44 +62,31 @@ def interrupt_after_first_checkpoint(cmd, checkpoint, how):
     return process.returncode, stderr
 
 
-def test_sigterm_then_the_job_resumes_to_the_same_curve(repo, job_files, uninterrupted, tmp_path):
-    """SIGTERM once, through the command line (SIGKILL: the six-kill test below)."""
+def test_sigterm_then_a_resume_under_other_runtime_settings_gives_the_same_curve(repo, job_files, uninterrupted,
+                                                                                 tmp_path):
+    """SIGTERM once, through the command line (SIGKILL: the six-kill test below), to a job running with other
+    runtime settings (one data-loading worker, a smaller evaluation batch): runtime keys are no part of the
+    checkpoint's fingerprint, so the rerun under the default settings resumes to the uninterrupted curve."""
     folder, root = job_files
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["training"].update(workers=1, eval_batch_size=50)
+    (tmp_path / "workers1.yaml").write_text(yaml.safe_dump(config))
     out, checkpoint = tmp_path / "curve.parquet", tmp_path / "job.pt"
-    cmd = command(repo, folder, root, out, checkpoint)
-    code, stderr = interrupt_after_first_checkpoint(cmd, checkpoint, signal.SIGTERM)
+    code, stderr = interrupt_after_first_checkpoint(
+        command(repo, folder, root, out, checkpoint, tmp_path / "workers1.yaml"), checkpoint, signal.SIGTERM)
     assert code != 0 and not out.exists(), "the job was not interrupted before it finished"
     assert "SIGTERM at step" in stderr and "a rerun resumes there" in stderr
     assert checkpoint.exists()
     interrupted_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
     assert interrupted_at < uninterrupted["step"].max()
 
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command(repo, folder, root, out, checkpoint), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {checkpoint} at step {interrupted_at}" in resumed.stderr
     curve = pd.read_parquet(out)
     assert curve["step"].is_unique
     pd.testing.assert_frame_equal(curve[SAME], uninterrupted[SAME])
     assert not checkpoint.exists()
-
-
-def test_a_checkpoint_resumes_with_other_runtime_settings(repo, job_files, uninterrupted, tmp_path):
-    """Runtime keys (data-loading workers, evaluation batch) are no part of the checkpoint's fingerprint:
-    a job interrupted with workers=1 resumes with workers=2 to the same curve."""
-    folder, root = job_files
-    config = yaml.safe_load((root / "config.yaml").read_text())
-    config["training"].update(workers=1, eval_batch_size=50)
-    (tmp_path / "workers1.yaml").write_text(yaml.safe_dump(config))
-    out, checkpoint = tmp_path / "curve.parquet", tmp_path / "job.pt"
-    code, _ = interrupt_after_first_checkpoint(command(repo, folder, root, out, checkpoint, tmp_path / "workers1.yaml"),
-                                               checkpoint, signal.SIGTERM)
-    assert code != 0 and not out.exists() and checkpoint.exists()
-    interrupted_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
-
-    resumed = subprocess.run(command(repo, folder, root, out, checkpoint), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resumed from {checkpoint} at step {interrupted_at}" in resumed.stderr
-    pd.testing.assert_frame_equal(pd.read_parquet(out)[SAME], uninterrupted[SAME])
 
 
 def load_fingerprint(path):
