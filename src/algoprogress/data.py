@@ -181,7 +181,6 @@ FFCV_PAGE_BYTES = 1 << 23  # FFCV's DatasetWriter default page size (4 x 2 MiB)
 
 def _write_beton_here(temporary: Path, source: ImageSource, indices: np.ndarray, dataset_cfg: dict,
                       workers: int) -> None:
-    cache_typed_dicts()
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
