@@ -30,22 +30,44 @@ def test_stratified_split_caps_each_class():
     assert list(np.bincount(labels[np.concatenate([train, val])])) == [10, 10, 10]
 
 
+TYPED_DICT_AS_FFCV = (  # what importing FFCV does: a typed dictionary filled with its image modes, then read
+    "from algoprogress.ffcv_import import cache_typed_dicts\n"
+    "cached = cache_typed_dicts()\n"
+    "from numba.typed import Dict, typeddict\n"
+    "modes = Dict()\n"
+    "modes['jpg'] = 0\n"
+    "assert modes['jpg'] == 0\n"
+    "stats = [typeddict._make_dict.stats, typeddict._setitem.stats, typeddict._getitem.stats]\n"
+    "print(cached, sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))")
+
+
+def typed_dict_hits_and_misses(cache_dir, processes=2):
+    """Per process: whether the cache is on, then numba's cache hits and misses."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    return [subprocess.run([sys.executable, "-c", TYPED_DICT_AS_FFCV], env=env, capture_output=True, text=True,
+                           check=True, timeout=300).stdout.split() for _ in range(processes)]
+
+
 def test_numbas_typed_dicts_compile_once_across_processes(tmp_path):
-    """What importing FFCV does (a typed dictionary filled with its image modes, then read): the second
-    process loads numba's typed-dictionary functions from numba's cache instead of compiling them."""
-    code = ("from algoprogress.ffcv_import import cache_typed_dicts\n"
-            "assert cache_typed_dicts()\n"
-            "from numba.typed import Dict, typeddict\n"
-            "modes = Dict()\n"
-            "modes['jpg'] = 0\n"
-            "assert modes['jpg'] == 0\n"
-            "stats = [typeddict._make_dict.stats, typeddict._setitem.stats, typeddict._getitem.stats]\n"
-            "print(sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    hits_and_misses = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                      check=True, timeout=300).stdout.split() for _ in range(2)]
-    assert hits_and_misses == [["0", "3"], ["3", "0"]]
-    assert any(tmp_path.rglob("*.nbc"))
+    """The second process loads numba's typed-dictionary functions from the cache, in this CPU kind's folder."""
+    from algoprogress.ffcv_import import cache_folder
+
+    assert typed_dict_hits_and_misses(tmp_path) == [["True", "0", "3"], ["True", "3", "0"]]
+    os.environ["NUMBA_CACHE_DIR"], before = str(tmp_path), os.environ.get("NUMBA_CACHE_DIR")
+    try:
+        folder = cache_folder()
+    finally:
+        os.environ.pop("NUMBA_CACHE_DIR") if before is None else os.environ.update(NUMBA_CACHE_DIR=before)
+    assert folder.parent == tmp_path and any(folder.rglob("*.nbc"))
+    assert {path.relative_to(tmp_path).parts[0] for path in tmp_path.rglob("*.nbc")} == {folder.name}
+
+
+def test_a_cache_that_cannot_be_written_is_no_error(tmp_path):
+    """NUMBA_CACHE_DIR naming a file (a folder that cannot be made, as on a read-only disk): each process
+    compiles, as without a cache (no other folder is used instead), and nothing fails."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert typed_dict_hits_and_misses(blocked) == [["False", "0", "3"], ["False", "0", "3"]]
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

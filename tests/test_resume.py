@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from algoprogress.checkpoints import load_checkpoint, save_checkpoint
+from algoprogress.checkpoints import load_checkpoint, previous_checkpoint, save_checkpoint
 from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
 
@@ -117,6 +117,21 @@ def modified_ns(path):
         return None
 
 
+def newest_checkpoint_step(checkpoint):
+    """The step a rerun resumes at: the checkpoint's, or the previous one's where the kill came mid-write (the
+    checkpoint moved aside, its successor not yet renamed into place); None where neither is left. Both are
+    whole files (written to a temporary, then renamed); read without load_checkpoint, which would also clear
+    the temporaries a killed write leaves (the rerun's job, checked at the end)."""
+    import torch
+
+    for path in (checkpoint, previous_checkpoint(checkpoint)):
+        try:
+            return torch.load(path, weights_only=True)["step"]
+        except FileNotFoundError:
+            continue
+    return None
+
+
 @pytest.mark.slow
 def test_six_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted, tmp_path):
     """Row: SIGKILL at random moments, six times in one run (each costs a process start-up, about 12 s here):
@@ -143,14 +158,13 @@ def test_six_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted,
             resumed_steps.append(checkpointed_at)
         if process.returncode == 0:
             break
-        assert process.returncode == -signal.SIGKILL and not out.exists() and checkpoint.exists()
-        checkpointed_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
-        assert checkpointed_at < uninterrupted["step"].max()
+        assert process.returncode == -signal.SIGKILL, stderr[-2000:]
+        checkpointed_at = newest_checkpoint_step(checkpoint)
     finished = out.exists()
     assert not finished or resumed_steps, "no kill interrupted training"
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
-    if not finished:
+    if not finished and checkpointed_at is not None:
         assert f"resumed from {checkpoint} at step {checkpointed_at}" in final.stderr
     curve = pd.read_parquet(out)
     assert curve["step"].is_unique and curve["step"].is_monotonic_increasing
