@@ -48,16 +48,13 @@ def typed_dict_hits_and_misses(cache_dir, processes=2):
                            check=True, timeout=300).stdout.split() for _ in range(processes)]
 
 
-def test_numbas_typed_dicts_compile_once_across_processes(tmp_path):
+def test_numbas_typed_dicts_compile_once_across_processes(tmp_path, monkeypatch):
     """The second process loads numba's typed-dictionary functions from the cache, in this CPU kind's folder."""
     from algoprogress.ffcv_import import cache_folder
 
     assert typed_dict_hits_and_misses(tmp_path) == [["True", "0", "3"], ["True", "3", "0"]]
-    os.environ["NUMBA_CACHE_DIR"], before = str(tmp_path), os.environ.get("NUMBA_CACHE_DIR")
-    try:
-        folder = cache_folder()
-    finally:
-        os.environ.pop("NUMBA_CACHE_DIR") if before is None else os.environ.update(NUMBA_CACHE_DIR=before)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    folder = cache_folder()
     assert folder.parent == tmp_path and any(folder.rglob("*.nbc"))
     assert {path.relative_to(tmp_path).parts[0] for path in tmp_path.rglob("*.nbc")} == {folder.name}
 

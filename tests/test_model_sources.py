@@ -11,7 +11,7 @@ import yaml
 from algoprogress.architectures import ModelSourceError, build_model, check_arch, timm_models
 from algoprogress.config import ConfigError, network_spec, validate_config
 from algoprogress.flops import count_at_resolutions, count_multiply_adds
-from tests.helpers import snakemake
+from tests.helpers import snakemake, tiny_with
 from tests.test_sweeps import train_jobs
 from tests.test_workflow import planned_jobs
 
@@ -156,11 +156,10 @@ def test_adding_a_user_architecture_plans_only_its_work(finished_run, snakemake_
     shutil.copytree(finished_run, workdir, symlinks=True)
     mine = tmp_path / "tiny_convnet.py"
     shutil.copy(workflow_copy / "examples" / "tiny_convnet.py", mine)
-    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["models"].append({"name": "tiny_convnet", "arch": f"file:{mine}:tiny_convnet", "published": "2026-11-22",
-                             "kwargs": {"width": 8}})
-    configfile = tmp_path / "with_mine.yaml"
-    configfile.write_text(yaml.safe_dump(config))
+    entry = {"name": "tiny_convnet", "arch": f"file:{mine}:tiny_convnet", "published": "2026-11-22",
+             "kwargs": {"width": 8}}
+    configfile = tiny_with(workflow_copy, tmp_path, lambda config: config["models"].append(entry), "with_mine.yaml")
+    config = yaml.safe_load(configfile.read_text())
     seeds = {str(seed) for seed in config["training"].get("seeds", [0])}
     mine_curves = [f"results/curves/tiny_convnet/base/seed{seed}.parquet" for seed in sorted(seeds)]
 

@@ -202,14 +202,13 @@ def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm
     workdir = tmp_path / "run"
     slurm_dir, _ = slurm_run
     shutil.copytree(slurm_dir, workdir, symlinks=True)
-    relative = TRAINED_AGAIN
-    (workdir / relative).unlink()  # only this training job is to run
+    (workdir / TRAINED_AGAIN).unlink()  # only this training job is to run
     train_log = workdir / "logs" / "train" / "resnet18" / "base" / "seed0.log"
     train_log.unlink()
     command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
                "--configfile", str(one_seed_config),
                "--profile", str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES,
-               str(relative)]  # the curve as the target: a missing file whose consumers are up to date is not remade
+               str(TRAINED_AGAIN)]  # the target: a missing file whose consumers are up to date is not remade
     output = tmp_path / "snakemake.out"
     with open(output, "w") as sink:
         snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -229,6 +228,6 @@ def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm
     assert len(train_submissions) >= 2, log[-4000:]  # the preempted job and its retry
     assert "resumed from" in train_log.read_text()
     timing = ["wall_seconds", "eval_seconds"]
-    uninterrupted = pd.read_parquet(slurm_dir / relative).drop(columns=timing)
-    resumed = pd.read_parquet(workdir / relative).drop(columns=timing)
+    uninterrupted = pd.read_parquet(slurm_dir / TRAINED_AGAIN).drop(columns=timing)
+    resumed = pd.read_parquet(workdir / TRAINED_AGAIN).drop(columns=timing)
     pd.testing.assert_frame_equal(uninterrupted, resumed)

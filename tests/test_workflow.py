@@ -83,10 +83,7 @@ def rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path, 
     """A copy of the finished run, its thresholds replaced, rerun for real (the analysis rules only)."""
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
-    config = yaml.safe_load((workflow_copy / "tests" / "data" / "tiny.yaml").read_text())
-    config["thresholds"] = thresholds
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed = tiny_with(workflow_copy, tmp_path, lambda config: config.update(thresholds=thresholds), "changed.yaml")
     result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=changed)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule train:" not in result.stdout + result.stderr
@@ -155,10 +152,7 @@ ANALYSIS_JOBS = {"thresholds": 1, "trend": 1, "threshold_sweep": 1, "compare_wit
 
 def plan_with(snakemake_bin, workflow, workdir, tmp_path, change):
     """Dry-run the finished tiny run with the tiny config changed by ``change(config)``."""
-    config = yaml.safe_load((workflow / "tests" / "data" / "tiny.yaml").read_text())
-    change(config)
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed = tiny_with(workflow, tmp_path, change, "changed.yaml")
     result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=changed)
     assert result.returncode == 0, result.stderr[-2000:]
     return planned_jobs(result.stdout + result.stderr)
@@ -302,10 +296,10 @@ def test_gpu_limit_defaults_to_the_machines_gpu_count(finished_run):
 
 def test_a_multi_gpu_model_requests_its_gpus(repo, snakemake_bin, tmp_path):
     """`training.gpus` of a model becomes its training job's `gpu` request (and threads = workers x gpus)."""
-    override = tmp_path / "gpus.yaml"
-    config = yaml.safe_load((repo / "tests" / "data" / "tiny.yaml").read_text())
-    config["models"][1]["training"] = {"gpus": 2, "workers": 3}
-    override.write_text(yaml.safe_dump(config))
+    def two_gpus(config):
+        config["models"][1]["training"] = {"gpus": 2, "workers": 3}
+
+    override = tiny_with(repo, tmp_path, two_gpus, "gpus.yaml")
     result = snakemake(snakemake_bin, repo, tmp_path / "run", "-n", "--forcerun", "train", "-p", "--cores", "8",
                        "--resources", "gpu=4",
                        configfile=override)
