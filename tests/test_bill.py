@@ -52,6 +52,31 @@ def test_a_sweep_is_billed_per_trial_and_seed():
     assert pd.isna(bill(config, 100, lambda model, resolution: 1).set_index("model").loc["total", "gpu_hours"])
 
 
+def test_a_sweeps_trials_count_their_network_once_per_resolution(monkeypatch):
+    """fvcore counts each (network, resolution) once per bill, however many trials share it (the ImageNet
+    config's AlexNet has eight)."""
+    from algoprogress import flops
+
+    calls = []
+
+    def counting(arch, num_classes, resolution, kwargs):
+        calls.append((arch, resolution))
+        return real(arch, num_classes, resolution, kwargs)
+
+    real = flops.count_multiply_adds
+    monkeypatch.setattr(flops, "count_multiply_adds", counting)
+    config = validate_config({
+        "training": {"resolution": 32, "eval_resolution": 32},
+        "models": [{"name": "squeezenet1_1", "published": "2016-02-24",
+                    "training": {"sweep": {"lr": [0.01, 0.02, 0.04], "epochs": [1, 2]}}},
+                   {"name": "resnet18", "published": "2015-12-10"}]})
+    counter = MultiplyAddCounter(10)
+    table = bill(config, 100, counter).set_index("model")
+    assert table.loc["squeezenet1_1", "trials"] == 6
+    assert sorted(calls) == [("resnet18", 32), ("squeezenet1_1", 32)]
+    assert counter(config["models"][0], 32) == real("squeezenet1_1", 10, 32, {})["multiply_adds_per_image"]
+
+
 @pytest.mark.slow
 def test_the_bill_equals_what_the_finished_run_trained(finished_run, repo):
     """The bill of the tiny config, from the finished run's FLOP counts, equals its curves' end."""

@@ -14,6 +14,7 @@ throughput, training FLOPs / (utilisation x the GPU's peak FLOP/s) when a utilis
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -71,18 +72,25 @@ class MultiplyAddCounter:
 
     def __init__(self, num_classes: int, cache_dir: str | Path | None = None):
         self.num_classes, self.cache_dir = num_classes, Path(cache_dir) if cache_dir else None
+        self.counted: dict[tuple[str, int], int] = {}  # (network, resolution) -> count, in this process
 
     def __call__(self, model: dict, resolution: int) -> int:
         network = {"arch": model["arch"], "num_classes": self.num_classes, "kwargs": model["kwargs"]}
-        for path in self._cached(model["name"], resolution):
+        key = (json.dumps(network, sort_keys=True), resolution)  # a sweep's trials share their model's network
+        if key not in self.counted:
+            self.counted[key] = self._count(model["name"], network, resolution)
+        return self.counted[key]
+
+    def _count(self, name: str, network: dict, resolution: int) -> int:
+        for path in self._cached(name, resolution):
             counts = read_json(path)
             if {key: counts.get(key) for key in network} == network:
                 return int(counts["by_resolution"][str(resolution)]["multiply_adds_per_image"])
         from algoprogress.flops import count_multiply_adds
 
-        counted = count_multiply_adds(model["arch"], self.num_classes, resolution, model["kwargs"])
+        counted = count_multiply_adds(network["arch"], self.num_classes, resolution, network["kwargs"])
         if self.cache_dir is not None:
-            write_json(self.cache_dir / model["name"] / f"{resolution}px.fvcore.json",
+            write_json(self.cache_dir / name / f"{resolution}px.fvcore.json",
                        {**network, "by_resolution": {str(resolution): {
                            "multiply_adds_per_image": counted["multiply_adds_per_image"]}},
                         "counter": counted["counter"], "convention": counted["convention"]})
