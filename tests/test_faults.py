@@ -69,12 +69,32 @@ def resume_and_compare(folder, costs, checkpoint, out, reference):
     assert not checkpoint.exists() and not previous_checkpoint(checkpoint).exists()
 
 
-def test_sigterm_during_an_evaluation(mnist_betons, costs, reference, tmp_path):
+@pytest.fixture(scope="module")
+def interrupted_in_an_evaluation(mnist_betons, costs, tmp_path_factory):
+    """A job sent SIGTERM during its third evaluation (step 4): (the message it raised, its checkpoint folder)."""
+    folder, _ = mnist_betons
+    saved = tmp_path_factory.mktemp("interrupted")
+    with pytest.raises(TrainingInterrupted) as raised:
+        train(job(folder, costs, saved / "job.pt", signal_on_call("evaluating", 3)), saved / "curve.parquet")
+    return str(raised.value), saved
+
+
+def checkpoint_copy(interrupted, folder):
+    """The interrupted job's checkpoint and previous checkpoint, copied into ``folder`` (each test damages or
+    resumes its own copy)."""
+    _, saved = interrupted
+    for name in ("job.pt", "job.pt.prev"):
+        shutil.copy2(saved / name, folder / name)
+    assert not (saved / "curve.parquet").exists()
+    return folder / "job.pt"
+
+
+def test_sigterm_during_an_evaluation(mnist_betons, costs, reference, interrupted_in_an_evaluation, tmp_path):
     """Row: SIGTERM during an evaluation -> the evaluation finishes, is checkpointed, the job exits; a rerun resumes."""
     folder, _ = mnist_betons
-    checkpoint = tmp_path / "job.pt"
-    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 4; checkpointed to"):
-        train(job(folder, costs, checkpoint, signal_on_call("evaluating", 3)), tmp_path / "curve.parquet")
+    message, _ = interrupted_in_an_evaluation
+    assert re.match(r"tiny-shuffle seed 0: SIGTERM at step 4; checkpointed to ", message)
+    checkpoint = checkpoint_copy(interrupted_in_an_evaluation, tmp_path)
     saved = load_checkpoint(checkpoint, job(folder, costs).fingerprint())
     assert saved["step"] == 4 and [row["step"] for row in saved["rows"]] == [0, 2, 4]
     resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
@@ -101,13 +121,12 @@ def torch_load(path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
-def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons, costs, reference, tmp_path, caplog,
+def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons, costs, reference,
+                                                                    interrupted_in_an_evaluation, tmp_path, caplog,
                                                                     damage):
     """Row: a torn or corrupted checkpoint -> detected (content hash), reported by path, the previous one used."""
     folder, _ = mnist_betons
-    checkpoint = tmp_path / "job.pt"
-    with pytest.raises(TrainingInterrupted):
-        train(job(folder, costs, checkpoint, signal_on_call("evaluating", 4)), tmp_path / "curve.parquet")
+    checkpoint = checkpoint_copy(interrupted_in_an_evaluation, tmp_path)
     data = bytearray(checkpoint.read_bytes())
     if damage == "truncated":
         checkpoint.write_bytes(data[: len(data) // 2])
@@ -115,7 +134,7 @@ def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons,
         data[len(data) // 2] ^= 0xFF  # inside tensor data: torch.load alone would not notice
         checkpoint.write_bytes(bytes(data))
     previous_step = torch_load(previous_checkpoint(checkpoint))["step"]
-    assert load_checkpoint(checkpoint, job(folder, costs).fingerprint())["step"] == previous_step
+    assert previous_step == 2 and load_checkpoint(checkpoint, job(folder, costs).fingerprint())["step"] == 2
     assert str(checkpoint) in caplog.text and ("unreadable" in caplog.text or "corrupt checkpoint" in caplog.text)
     resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
 
