@@ -168,6 +168,8 @@ def test_non_finite_loss_writes_the_curve_so_far_marked_diverged(mnist_betons, c
     stopped = curves.read_curve_metadata(tmp_path / "curve.parquet")["stopped"]
     assert kept["step"].iloc[0] == 0 and len(kept) == len(rows) >= 1
     assert f"the curve ends at step {kept['step'].iloc[-1]}," in stopped
+    # the curve ends at its last evaluation before the non-finite step
+    assert kept["step"].iloc[-1] <= int(re.search(r"at step (\d+)", stopped).group(1)) - 1
     assert kept["diverged"].all() and (kept["trial"] == "base").all()
     assert re.match(pattern, stopped) and stopped in warnings
     assert not checkpoint.exists() and not previous_checkpoint(checkpoint).exists()
