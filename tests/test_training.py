@@ -1,3 +1,4 @@
+import functools
 import itertools
 import math
 import re
@@ -93,10 +94,15 @@ def test_checkpoint_fingerprint_ignores_runtime_settings(tmp_path):
     assert fingerprint(lr=0.01) != fingerprint() and fingerprint(gpus=2) != fingerprint()
 
 
+@functools.cache
+def shufflenet_costs():
+    return per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
+
+
 def short_job(folder, seed=0, **overrides):
     settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
                 "eval_batch_size": 50, **overrides}
-    macs, measured = per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
+    macs, measured = shufflenet_costs()  # counted once for the module's jobs
     return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", seed, str(folder / "train.beton"),
                        str(folder / "val.beton"), 10, settings, macs, measured, {}, threads=1)
 
