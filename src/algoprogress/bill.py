@@ -65,7 +65,8 @@ def step_resolutions(settings: dict, images: int) -> dict[int, int]:
 
 
 class MultiplyAddCounter:
-    """fvcore's forward multiply-adds per image, by (model, resolution), cached on disk when given a folder.
+    """fvcore's forward multiply-adds per image, by (network, resolution): counted once per instance, and cached on
+    disk when given a folder.
 
     The cache holds the workflow's own count_flops outputs (`{model}/{resolution}px.json`, reused when
     they count the same network) and the bill's fvcore-only counts (`{model}/{resolution}px.fvcore.json`)."""
@@ -76,7 +77,10 @@ class MultiplyAddCounter:
 
     def __call__(self, model: dict, resolution: int) -> int:
         network = {"arch": model["arch"], "num_classes": self.num_classes, "kwargs": model["kwargs"]}
-        key = (json.dumps(network, sort_keys=True), resolution)  # a sweep's trials share their model's network
+        try:  # a sweep's trials share their model's network (and a second model of the same network its count)
+            key = (json.dumps(network, sort_keys=True), resolution)
+        except TypeError:  # kwargs JSON cannot write: counted each time
+            return self._count(model["name"], network, resolution)
         if key not in self.counted:
             self.counted[key] = self._count(model["name"], network, resolution)
         return self.counted[key]
