@@ -54,8 +54,9 @@ def main(pytest_args: list[str]) -> None:
         rows = [json.loads(line) for line in log.read_text().splitlines()]
     by_kind, by_test = collections.defaultdict(lambda: [0, 0.0]), collections.defaultdict(float)
     for row in rows:
-        by_kind[kind(row["argv"])][0] += 1
-        by_kind[kind(row["argv"])][1] += row["cpu"]
+        totals = by_kind[kind(row["argv"])]
+        totals[0] += 1
+        totals[1] += row["cpu"]
         by_test[row["test"] or "(no test: collection, fixtures of a whole session)"] += row["cpu"]
     total = sum(cpu for _, cpu in by_kind.values())
     print(f"\n{len(rows)} processes, {total:.0f} CPU-seconds\n\n| kind of process | processes | CPU-seconds | share |")

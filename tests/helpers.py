@@ -1,5 +1,6 @@
 """Helpers shared by the test modules."""
 
+import functools
 import re
 import subprocess
 
@@ -61,3 +62,26 @@ def write_image_folder(root, broken=False, classes=("cat", "dog"), per_class=6, 
     if broken:
         (root / classes[-1] / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return root
+
+
+@functools.cache
+def _shufflenet_settings_and_costs():
+    from algoprogress.config import validate_config
+    from algoprogress.flops import count_at_resolutions, per_image_costs
+
+    settings = validate_config({"models": [{"name": "resnet18", "published": "2015-12-10"},
+                                           {"name": "alexnet", "published": "2012-06-01"}]})["models"][0]
+    return settings["resolved_training"], per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
+
+
+def short_job(folder, seed=0, checkpoint=None, hooks=None, **overrides):
+    """A short in-process training job on the `mnist_betons` fixture's data (``folder``): ShuffleNetV2 0.5, one
+    epoch of 10 steps, evaluated after steps 0, 2, 4, 5, 8 and 10 (FLOPs counted once per test process)."""
+    from algoprogress.training import TrainingJob
+
+    defaults, (macs, measured) = _shufflenet_settings_and_costs()
+    settings = {**defaults, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
+                "eval_batch_size": 50, **overrides}
+    return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", seed, str(folder / "train.beton"),
+                       str(folder / "val.beton"), 10, settings, macs, measured, {}, threads=1,
+                       checkpoint_path=checkpoint, hooks=hooks or {})

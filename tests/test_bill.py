@@ -57,13 +57,12 @@ def test_a_sweeps_trials_count_their_network_once_per_resolution(monkeypatch):
     config's AlexNet has eight)."""
     from algoprogress import flops
 
-    calls = []
+    calls, real = [], flops.count_multiply_adds
 
     def counting(arch, num_classes, resolution, kwargs):
         calls.append((arch, resolution))
         return real(arch, num_classes, resolution, kwargs)
 
-    real = flops.count_multiply_adds
     monkeypatch.setattr(flops, "count_multiply_adds", counting)
     config = validate_config({
         "training": {"resolution": 32, "eval_resolution": 32},

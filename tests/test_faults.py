@@ -18,35 +18,23 @@ import yaml
 
 from algoprogress import curves
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
-from algoprogress.config import validate_config
 from algoprogress.fileio import read_json
-from algoprogress.flops import count_at_resolutions, per_image_costs
-from algoprogress.training import TrainingInterrupted, TrainingJob, train
-from tests.helpers import one_seed, snakemake, tiny_with, trained
+from algoprogress.training import TrainingInterrupted, train
+from tests.helpers import one_seed, short_job, snakemake, tiny_with, trained
 
-SETTINGS = validate_config({
-    "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
-})["models"][0]["resolved_training"]
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
         "val_loss", "train_loss", "lr"]
 
 
-@pytest.fixture(scope="module")
-def costs():
-    return per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
-
-
-def job(folder, costs, checkpoint=None, hooks=None, **overrides):
-    settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
-                "eval_batch_size": 50, "checkpoint_every_seconds": 0, **overrides}
-    return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", 0, str(folder / "train.beton"), str(folder / "val.beton"),
-                       10, settings, *costs, {}, threads=1, checkpoint_path=checkpoint, hooks=hooks or {})
+def job(folder, checkpoint=None, hooks=None, **overrides):
+    """The fault tests' job: tests.helpers.short_job, checkpointed at every evaluation."""
+    return short_job(folder, checkpoint=checkpoint, hooks=hooks, **{"checkpoint_every_seconds": 0, **overrides})
 
 
 @pytest.fixture(scope="module")
-def reference(mnist_betons, costs, tmp_path_factory):
+def reference(mnist_betons, tmp_path_factory):
     folder, _ = mnist_betons
-    return curves.as_curve(train(job(folder, costs), tmp_path_factory.mktemp("reference") / "curve.parquet"))
+    return curves.as_curve(train(job(folder), tmp_path_factory.mktemp("reference") / "curve.parquet"))
 
 
 def signal_on_call(name, number):
@@ -61,8 +49,8 @@ def signal_on_call(name, number):
     return {name: hook}
 
 
-def resume_and_compare(folder, costs, checkpoint, out, reference):
-    rows = train(job(folder, costs, checkpoint), out)
+def resume_and_compare(folder, checkpoint, out, reference):
+    rows = train(job(folder, checkpoint), out)
     curve = curves.as_curve(rows)
     assert curve["step"].is_unique
     pd.testing.assert_frame_equal(curve[SAME], reference[SAME])
@@ -70,12 +58,12 @@ def resume_and_compare(folder, costs, checkpoint, out, reference):
 
 
 @pytest.fixture(scope="module")
-def interrupted_in_an_evaluation(mnist_betons, costs, tmp_path_factory):
+def interrupted_in_an_evaluation(mnist_betons, tmp_path_factory):
     """A job sent SIGTERM during its third evaluation (step 4): (the message it raised, its checkpoint folder)."""
     folder, _ = mnist_betons
     saved = tmp_path_factory.mktemp("interrupted")
     with pytest.raises(TrainingInterrupted) as raised:
-        train(job(folder, costs, saved / "job.pt", signal_on_call("evaluating", 3)), saved / "curve.parquet")
+        train(job(folder, saved / "job.pt", signal_on_call("evaluating", 3)), saved / "curve.parquet")
     assert not (saved / "curve.parquet").exists()
     return str(raised.value), saved
 
@@ -89,29 +77,29 @@ def checkpoint_copy(interrupted, folder):
     return folder / "job.pt"
 
 
-def test_sigterm_during_an_evaluation(mnist_betons, costs, reference, interrupted_in_an_evaluation, tmp_path):
+def test_sigterm_during_an_evaluation(mnist_betons, reference, interrupted_in_an_evaluation, tmp_path):
     """Row: SIGTERM during an evaluation -> the evaluation finishes, is checkpointed, the job exits; a rerun resumes."""
     folder, _ = mnist_betons
     message, _ = interrupted_in_an_evaluation
     assert re.match(r"tiny-shuffle seed 0: SIGTERM at step 4; checkpointed to ", message)
     checkpoint = checkpoint_copy(interrupted_in_an_evaluation, tmp_path)
-    saved = load_checkpoint(checkpoint, job(folder, costs).fingerprint())
+    saved = load_checkpoint(checkpoint, job(folder).fingerprint())
     assert saved["step"] == 4 and [row["step"] for row in saved["rows"]] == [0, 2, 4]
-    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+    resume_and_compare(folder, checkpoint, tmp_path / "curve.parquet", reference)
 
 
-def test_sigterm_during_a_checkpoint_write(mnist_betons, costs, reference, tmp_path):
+def test_sigterm_during_a_checkpoint_write(mnist_betons, reference, tmp_path):
     """Row: SIGTERM while a checkpoint is being written -> the write completes whole, the previous is kept."""
     folder, _ = mnist_betons
     checkpoint = tmp_path / "job.pt"
     with pytest.raises(TrainingInterrupted):
-        train(job(folder, costs, checkpoint, signal_on_call("checkpoint-written", 2)), tmp_path / "curve.parquet")
-    fingerprint = job(folder, costs).fingerprint()
+        train(job(folder, checkpoint, signal_on_call("checkpoint-written", 2)), tmp_path / "curve.parquet")
+    fingerprint = job(folder).fingerprint()
     newest = load_checkpoint(checkpoint, fingerprint)
     assert newest is not None and newest["step"] == 3
     assert torch_load(previous_checkpoint(checkpoint))["step"] == 2
     assert not list(tmp_path.glob(".*partial*"))
-    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+    resume_and_compare(folder, checkpoint, tmp_path / "curve.parquet", reference)
 
 
 def torch_load(path):
@@ -121,7 +109,7 @@ def torch_load(path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
-def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons, costs, reference,
+def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons, reference,
                                                                     interrupted_in_an_evaluation, tmp_path, caplog,
                                                                     damage):
     """Row: a torn or corrupted checkpoint -> detected (content hash), reported by path, the previous one used."""
@@ -134,9 +122,9 @@ def test_torn_or_corrupt_checkpoint_falls_back_to_the_previous_one(mnist_betons,
         data[len(data) // 2] ^= 0xFF  # inside tensor data: torch.load alone would not notice
         checkpoint.write_bytes(bytes(data))
     previous_step = torch_load(previous_checkpoint(checkpoint))["step"]
-    assert previous_step == 2 and load_checkpoint(checkpoint, job(folder, costs).fingerprint())["step"] == 2
+    assert previous_step == 2 and load_checkpoint(checkpoint, job(folder).fingerprint())["step"] == 2
     assert str(checkpoint) in caplog.text and ("unreadable" in caplog.text or "corrupt checkpoint" in caplog.text)
-    resume_and_compare(folder, costs, checkpoint, tmp_path / "curve.parquet", reference)
+    resume_and_compare(folder, checkpoint, tmp_path / "curve.parquet", reference)
 
 
 def test_checkpoint_with_code_in_it_is_not_executed(tmp_path, caplog):
@@ -154,12 +142,12 @@ def test_checkpoint_with_code_in_it_is_not_executed(tmp_path, caplog):
     assert not marker.exists() and "unreadable checkpoint" in caplog.text
 
 
-def test_non_finite_loss_writes_the_curve_so_far_marked_diverged(mnist_betons, costs, tmp_path, caplog):
+def test_non_finite_loss_writes_the_curve_so_far_marked_diverged(mnist_betons, tmp_path, caplog):
     """Row: non-finite loss -> a warning naming model, step and learning rate; the curve so far is written to
     the job's output, every row marked diverged, the message in its metadata; no exception, no checkpoint left."""
     folder, _ = mnist_betons
     checkpoint = tmp_path / "job.pt"
-    diverging = job(folder, costs, checkpoint, lr=1e12, schedule="constant", momentum=0.0)
+    diverging = job(folder, checkpoint, lr=1e12, schedule="constant", momentum=0.0)
     rows = train(diverging, tmp_path / "curve.parquet")
     pattern = r"tiny-shuffle seed 0: non-finite loss at step \d+ \(lr 1e\+12\); the curve ends at step \d+"
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]

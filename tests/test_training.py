@@ -1,4 +1,3 @@
-import functools
 import itertools
 import math
 import re
@@ -13,6 +12,7 @@ from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
 from algoprogress.schedules import evaluation_steps, learning_rate
 from algoprogress.training import TrainingJob, train
+from tests.helpers import short_job
 
 SETTINGS = validate_config({
     "models": [{"name": "resnet18", "published": "2015-12-10"}, {"name": "alexnet", "published": "2012-06-01"}],
@@ -92,19 +92,6 @@ def test_checkpoint_fingerprint_ignores_runtime_settings(tmp_path):
 
     assert fingerprint(workers=1, eval_batch_size=7, checkpoint_every_seconds=0) == fingerprint()
     assert fingerprint(lr=0.01) != fingerprint() and fingerprint(gpus=2) != fingerprint()
-
-
-@functools.cache
-def shufflenet_costs():
-    return per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
-
-
-def short_job(folder, seed=0, **overrides):
-    settings = {**SETTINGS, "epochs": 1, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2,
-                "eval_batch_size": 50, **overrides}
-    macs, measured = shufflenet_costs()  # counted once for the module's jobs
-    return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", seed, str(folder / "train.beton"),
-                       str(folder / "val.beton"), 10, settings, macs, measured, {}, threads=1)
 
 
 def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_betons, tmp_path):

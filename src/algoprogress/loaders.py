@@ -95,3 +95,11 @@ def val_loader(path: str, batch_size: int, resolution: int, workers: int, device
         indices=indices,
         pipelines={"image": _image_pipeline(decoder, device, flip=False), "label": _label_pipeline(device)},
     )
+
+
+def image_count(path: str) -> int:
+    """The number of images in a ``.beton`` file (its header)."""
+    cache_typed_dicts()
+    from ffcv.reader import Reader
+
+    return int(Reader(str(path)).num_samples)

@@ -43,7 +43,6 @@ from algoprogress import curves, flops
 from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
 from algoprogress.config import results_settings
 from algoprogress.distributed import Distributed
-from algoprogress.ffcv_import import cache_typed_dicts
 from algoprogress.provenance import hardware, package_versions, source_revision
 from algoprogress.schedules import evaluation_steps, learning_rate, resolution_at_epoch
 
@@ -244,7 +243,7 @@ class TrainingRun:
 
     # --- setup ------------------------------------------------------------------------------------
     def _open_data(self) -> None:
-        from algoprogress.loaders import train_loader, val_loader
+        from algoprogress.loaders import image_count, train_loader, val_loader
 
         job, settings, dist = self.job, self.settings, self.dist
         self.train_data, self.decoder = train_loader(
@@ -252,7 +251,7 @@ class TrainingRun:
             settings["workers"], job.seed, self.device, settings["random_resized_crop"], settings["flip"],
             distributed=dist.active, crop_min_scale=settings["crop_min_scale"],
         )
-        val_images = _image_count(job.val_beton)
+        val_images = image_count(job.val_beton)
         self.val_data = val_loader(
             job.val_beton, settings["eval_batch_size"], settings["eval_resolution"], settings["workers"],
             self.device, settings["eval_crop_ratio"],
@@ -467,10 +466,3 @@ class TrainingRun:
             "total_steps": self.total_steps, "threads": job.threads, **hardware(self.device, self.dist),
             "versions": package_versions(), **source_revision(), "resumed": self.resumed, **extra,
         }
-
-
-def _image_count(beton: str) -> int:
-    cache_typed_dicts()
-    from ffcv.reader import Reader
-
-    return int(Reader(str(beton)).num_samples)
