@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,52 @@ def test_never_reached_reports_the_compute_spent_as_a_lower_bound(curve):
     if not (curve["val_top1"] >= 1.0).any():
         assert not row["reached"] and pd.isna(row["train_flops"])
         assert row["train_flops_lower_bound"] == curve["train_flops"].max()
+
+
+def crossing_by_loop(curve: pd.DataFrame, threshold: float, interpolation: str) -> dict:
+    """The crossing rule of one curve (module docstring of algoprogress.thresholds), written as a plain loop."""
+    curve = curve.sort_values("step", kind="stable")
+    evaluations = [row for row in curve.itertuples() if not np.isnan(row.val_top1)]
+    result = {"spent_flops": curve["train_flops"].max(), "evaluations": len(evaluations),
+              "best_metric": max((row.val_top1 for row in evaluations), default=np.nan), "reached": False,
+              "train_flops": np.nan, "step": np.nan, "crossed_at_first_evaluation": False}
+    for position, row in enumerate(evaluations):
+        if row.val_top1 >= threshold:
+            flops = row.train_flops
+            if interpolation == "log-linear" and position > 0:
+                before = evaluations[position - 1]
+                if 0 < before.train_flops < flops and before.val_top1 < row.val_top1:
+                    fraction = min(max((threshold - before.val_top1) / (row.val_top1 - before.val_top1), 0.0), 1.0)
+                    flops = float(np.exp(np.log(before.train_flops)
+                                         + fraction * (np.log(flops) - np.log(before.train_flops))))
+            result.update(reached=True, train_flops=flops, step=row.step, crossed_at_first_evaluation=position == 0)
+            break
+    return result
+
+
+@st.composite
+def several_curves(draw):
+    """Curves of several models, trials and seeds, their rows shuffled together."""
+    names = draw(st.lists(st.tuples(st.sampled_from(["b", "a"]), st.sampled_from(["base", "lr0.1"]),
+                                    st.integers(0, 2)), min_size=1, max_size=4, unique=True))
+    frames = [draw(curves()).assign(model=model, trial=trial, seed=seed) for model, trial, seed in names]
+    together = pd.concat(frames, ignore_index=True)
+    return together.iloc[draw(st.permutations(range(len(together))))].reset_index(drop=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(several_curves(), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]))
+def test_all_curves_at_once_equal_the_rule_curve_by_curve(together, threshold, interpolation):
+    """The vectorised table (one row per curve, in key order) equals the rule applied to each curve alone."""
+    table = compute_at_threshold(together, "val_top1", threshold, interpolation)
+    keys = sorted(together.groupby(["model", "trial", "seed"]).groups)
+    assert list(zip(table["model"], table["trial"], table["seed"], strict=True)) == keys
+    for row, key in zip(table.itertuples(), keys, strict=True):
+        alone = together.loc[(together["model"] == key[0]) & (together["trial"] == key[1])
+                             & (together["seed"] == key[2])]
+        expected = crossing_by_loop(alone, threshold, interpolation)
+        for name, value in expected.items():
+            got = getattr(row, name)
+            assert got == pytest.approx(value, rel=1e-12, nan_ok=True), (key, name)
+        assert row.train_flops_lower_bound == (pytest.approx(row.spent_flops) if not row.reached else pytest.approx(
+            np.nan, nan_ok=True))
