@@ -93,12 +93,12 @@ def test_the_bill_equals_what_the_finished_run_trained(finished_run, repo):
 
 def test_the_cli_prices_the_tiny_config(repo, tmp_path):
     result = run_bill(repo, tmp_path, "--config", str(repo / "tests" / "data" / "tiny.yaml"),
-                      "--images-per-second", "100", "--throughput", "resnet18=50", "--flops-cache",
+                      "--images-per-second", "100", "--throughput", "shufflenet_v2_x0_5=50", "--flops-cache",
                       str(tmp_path / "cache"), "--csv", str(tmp_path / "bill.csv"))
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(tmp_path / "bill.csv").set_index("model")
-    assert list(table.index) == ["resnet18", "mobilenet_v2", "total"]
-    assert table.loc["resnet18", "gpu_hours"] == pytest.approx(2 * 896 / 50 / 3600)  # two seeds
+    assert list(table.index) == ["shufflenet_v2_x0_5", "mobilenet_v2", "total"]
+    assert table.loc["shufflenet_v2_x0_5", "gpu_hours"] == pytest.approx(2 * 896 / 50 / 3600)  # two seeds
     assert "total" in result.stdout and "gpu_hours" in result.stdout
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.json")) == ["64px.fvcore.json"] * 2
     assert not (tmp_path / "results").exists()  # nothing trains, nothing else is written

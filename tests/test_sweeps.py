@@ -222,7 +222,7 @@ def test_a_sweep_plans_one_training_job_per_trial_and_seed(repo, snakemake_bin, 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-2000:]
     trials = ["epochs1-lr0.02", "epochs1-lr0.05", "epochs2-lr0.02", "epochs2-lr0.05"]
-    assert train_jobs(output) == {("resnet18", "base", "0"), ("resnet18", "base", "1"),
+    assert train_jobs(output) == {("shufflenet_v2_x0_5", "base", "0"), ("shufflenet_v2_x0_5", "base", "1"),
                                   *(("mobilenet_v2", trial, seed) for trial in trials for seed in "01")}
     assert planned_jobs(output)["count_flops"] == 2  # one resolution per model, shared by its trials
     assert not (tmp_path / "run" / "results").exists()
@@ -240,7 +240,7 @@ def test_a_plan_above_the_limit_stops_before_any_job(repo, snakemake_bin, tmp_pa
 
 
 def sweep_grids(config):
-    """The finished sweep: resnet18 has two trials by budget, mobilenet_v2 one by resolution; one seed."""
+    """The finished sweep: shufflenet_v2_x0_5 has two trials by budget, mobilenet_v2 one by resolution; one seed."""
     config["training"]["seeds"] = [0]
     config["models"][0]["training"] = {"sweep": {"epochs": [0.25, 0.5]}}
     config["models"][1]["training"] = {"epochs": 0.25, "sweep": {"resolution": [64]}}
@@ -254,8 +254,8 @@ def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory)
     configfile = tiny_with(workflow_copy, workdir.parent, sweep_grids)
     result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert train_jobs(result.stdout + result.stderr) == {("resnet18", "epochs0.25", "0"),
-                                                         ("resnet18", "epochs0.5", "0"),
+    assert train_jobs(result.stdout + result.stderr) == {("shufflenet_v2_x0_5", "epochs0.25", "0"),
+                                                         ("shufflenet_v2_x0_5", "epochs0.5", "0"),
                                                          ("mobilenet_v2", "resolution64", "0")}
     return workdir
 
@@ -283,7 +283,7 @@ def test_adding_a_trial_trains_only_that_trial(finished_sweep, snakemake_bin, wo
         config["models"][0]["training"]["sweep"]["epochs"].append(0.75)
 
     jobs, trained = plan_sweep_change(snakemake_bin, workflow_copy, finished_sweep, tmp_path, change)
-    assert trained == {("resnet18", "epochs0.75", "0")} and "count_flops" not in jobs
+    assert trained == {("shufflenet_v2_x0_5", "epochs0.75", "0")} and "count_flops" not in jobs
 
 
 @pytest.mark.slow
@@ -323,10 +323,11 @@ def test_the_lower_envelope_end_to_end(finished_sweep):
     rows = pd.read_csv(results / "thresholds.csv")
     by_model = pd.read_csv(results / "thresholds_by_model.csv")
     trend = json.loads((results / "trend.json").read_text())
-    resnet = rows.loc[rows["model"] == "resnet18"]
-    assert sorted(set(resnet["trial"])) == ["epochs0.25", "epochs0.5"]
-    for name, group in resnet.groupby("threshold_name"):
-        summary = by_model.loc[(by_model["model"] == "resnet18") & (by_model["threshold_name"] == name)].iloc[0]
+    model = "shufflenet_v2_x0_5"
+    shuffle = rows.loc[rows["model"] == model]
+    assert sorted(set(shuffle["trial"])) == ["epochs0.25", "epochs0.5"]
+    for name, group in shuffle.groupby("threshold_name"):
+        summary = by_model.loc[(by_model["model"] == model) & (by_model["threshold_name"] == name)].iloc[0]
         assert summary["trials"] == 2 and summary["search_flops"] == pytest.approx(group["spent_flops"].sum())
         reached = group.loc[group["reached"]]
         if reached.empty:
@@ -336,7 +337,7 @@ def test_the_lower_envelope_end_to_end(finished_sweep):
         assert summary["winning_trials"] == winner["trial"]
         assert summary["train_flops_median"] == pytest.approx(winner["train_flops"])
         assert summary["winner_at_grid_edge"]  # a grid of two: every winner is at an edge
-        assert "resnet18's winning trial is at the edge of its grid" in " ".join(trend["notes"])
+        assert f"{model}'s winning trial is at the edge of its grid" in " ".join(trend["notes"])
     assert trend["thresholds"][rows["threshold_name"].iloc[0]]["search"]["trials_per_model"] == {
-        "resnet18": 2, "mobilenet_v2": 1}
+        model: 2, "mobilenet_v2": 1}
     assert any("unequal numbers of trials" in note for note in trend["notes"])

@@ -170,7 +170,7 @@ def test_changing_a_threshold_reruns_the_analysis_only(finished_run, snakemake_b
 @pytest.mark.slow
 def test_a_new_architecture_trains_only_itself(finished_run, snakemake_bin, workflow_copy, tmp_path):
     def change(config):
-        config["models"].append({"name": "shufflenet_v2_x0_5", "published": "2018-07-30"})
+        config["models"].append({"name": "squeezenet1_1", "published": "2016-02-24"})
 
     assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {
         **ANALYSIS_JOBS, "count_flops": 1, "flop_table": 1, "train": 2, "plot_model_curve": 3}
@@ -306,4 +306,4 @@ def test_a_multi_gpu_model_requests_its_gpus(repo, snakemake_bin, tmp_path):
     blocks = {block.split("wildcards: model=")[1].split(",")[0]: block
               for block in (result.stdout + result.stderr).split("\n\n") if "rule train:" in block}
     assert "gpu=2" in blocks["mobilenet_v2"] and "threads: 6" in blocks["mobilenet_v2"]
-    assert "gpu=1" in blocks["resnet18"]
+    assert "gpu=1" in blocks["shufflenet_v2_x0_5"]
