@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -30,41 +31,74 @@ def test_stratified_split_caps_each_class():
     assert list(np.bincount(labels[np.concatenate([train, val])])) == [10, 10, 10]
 
 
-TYPED_DICT_AS_FFCV = (  # what importing FFCV does: a typed dictionary filled with its image modes, then read
-    "from algoprogress.ffcv_import import cache_typed_dicts\n"
-    "cached = cache_typed_dicts()\n"
-    "from numba.typed import Dict, typeddict\n"
-    "modes = Dict()\n"
-    "modes['jpg'] = 0\n"
-    "assert modes['jpg'] == 0\n"
-    "stats = [typeddict._make_dict.stats, typeddict._setitem.stats, typeddict._getitem.stats]\n"
-    "print(cached, sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))")
+LOADING_AS_A_JOB = """
+import gc, hashlib, json, sys
+import torch
+from numba.core.registry import CPUDispatcher
+from numba.typed import typeddict
+from algoprogress.ffcv_import import LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
+from algoprogress.loaders import train_loader, val_loader
+
+cached = cache_loader_functions()  # as a training job's loaders do
+cpu, folder, digest = torch.device("cpu"), sys.argv[1], hashlib.sha256()
+train, _ = train_loader(folder + "/train.beton", 50, 32, 1, seed=0, device=cpu)
+for images, labels in (next(iter(train)), next(iter(val_loader(folder + "/val.beton", 50, 32, 1, cpu)))):
+    digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
+
+def counts(dispatchers):
+    return [sum(sum(getattr(d.stats, kind).values()) for d in dispatchers) for kind in ("cache_hits", "cache_misses")]
+
+loader = [d for d in gc.get_objects() if type(d) is CPUDispatcher
+          and (d.py_func.__module__, d.py_func.__qualname__) in LOADER_FUNCTIONS]
+typed = [getattr(typeddict, name) for name in TYPED_DICT_FUNCTIONS]
+print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(loader),
+                  "batches": digest.hexdigest()}))
+"""
 
 
-def typed_dict_hits_and_misses(cache_dir, processes=2):
-    """Per process: whether the cache is on, then numba's cache hits and misses."""
+def load_as_a_job(folder, cache_dir):
+    """In a new process: the first training and validation batches, and numba's cache hits and misses."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    return [subprocess.run([sys.executable, "-c", TYPED_DICT_AS_FFCV], env=env, capture_output=True, text=True,
-                           check=True, timeout=300).stdout.split() for _ in range(processes)]
+    result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder)], env=env, capture_output=True,
+                            text=True, check=True, timeout=300)
+    return json.loads(result.stdout.splitlines()[-1])
 
 
-def test_numbas_typed_dicts_compile_once_across_processes(tmp_path, monkeypatch):
-    """The second process loads numba's typed-dictionary functions from the cache, in this CPU kind's folder."""
+@pytest.fixture(scope="module")
+def loaded_twice(mnist_betons, tmp_path_factory):
+    """Two processes loading the same batches with one empty cache folder."""
+    folder, _ = mnist_betons
+    cache_dir = tmp_path_factory.mktemp("numba-cache")
+    return cache_dir, load_as_a_job(folder, cache_dir), load_as_a_job(folder, cache_dir)
+
+
+def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monkeypatch):
+    """The second process loads numba's typed-dictionary functions and the loaders' cacheable stages from the
+    cache, in this CPU kind's folder, and its batches are the first one's."""
     from algoprogress.ffcv_import import cache_folder
 
-    assert typed_dict_hits_and_misses(tmp_path) == [["True", "0", "3"], ["True", "3", "0"]]
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    cache_dir, first, second = loaded_twice
+    assert first["cached"] and second["cached"]
+    for kind in ("typed_dicts", "loader"):  # [hits, misses] over the functions of each kind
+        assert first[kind][1] > 0, first  # compiled and saved (the validation loader loads what the training one saved)
+        assert second[kind] == [sum(first[kind]), 0], second  # all loaded
+    assert second["batches"] == first["batches"]
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache_dir))
     folder = cache_folder()
-    assert folder.parent == tmp_path and any(folder.rglob("*.nbc"))
-    assert {path.relative_to(tmp_path).parts[0] for path in tmp_path.rglob("*.nbc")} == {folder.name}
+    assert folder.parent == cache_dir and any(folder.rglob("*.nbc"))
+    assert {path.relative_to(cache_dir).parts[0] for path in cache_dir.rglob("*.nbc")} == {folder.name}
 
 
-def test_a_cache_that_cannot_be_written_is_no_error(tmp_path):
-    """NUMBA_CACHE_DIR naming a file (a folder that cannot be made, as on a read-only disk): each process
-    compiles, as without a cache (no other folder is used instead), and nothing fails."""
+def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, tmp_path):
+    """NUMBA_CACHE_DIR naming a file (a folder that cannot be made, as on a read-only disk): the process compiles,
+    as without a cache (no other folder is used instead), nothing fails, and the batches are the same."""
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    assert typed_dict_hits_and_misses(blocked) == [["False", "0", "3"], ["False", "0", "3"]]
+    alone = load_as_a_job(mnist_betons[0], blocked)
+    _, first, _ = loaded_twice
+    compiled = {kind: [0, sum(first[kind])] for kind in ("typed_dicts", "loader")}  # no hit: every call compiles
+    assert alone == {"cached": False, **compiled, "batches": first["batches"]}
+    assert blocked.read_text() == "not a folder"
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

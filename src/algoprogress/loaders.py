@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from algoprogress.ffcv_import import cache_typed_dicts
+from algoprogress.ffcv_import import cache_loader_functions, cache_typed_dicts
 
 # ImageNet statistics on the 0-255 scale, as FFCV's NormalizeImage expects.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
@@ -56,7 +56,7 @@ def train_loader(
     resizing, as in FFCV's ImageNet example). With ``distributed``, each process of a torchrun job
     gets its share of every batch (FFCV's distributed order; ``batch_size`` is per process).
     """
-    cache_typed_dicts()
+    cache_loader_functions()
     from ffcv.fields.decoders import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
@@ -81,7 +81,7 @@ def val_loader(path: str, batch_size: int, resolution: int, workers: int, device
                indices=None):
     """Validation images in file order (``indices``: a subset, e.g. one process's share), centre crop
     of ``crop_ratio`` of the shorter side, resized to ``resolution``."""
-    cache_typed_dicts()
+    cache_loader_functions()
     from ffcv.fields.decoders import CenterCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
