@@ -90,28 +90,40 @@ def rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path, 
     return workdir / "results", json.loads((workdir / "results" / "trend.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def extreme_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path_factory):
+    """The finished run's analysis redone (no training) with a threshold no model reaches (the headline, first)
+    and one every model meets at step 0: an untrained 10-class model is right about 1 in 10 times."""
+    results, trend = rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy,
+                                           tmp_path_factory.mktemp("extreme-thresholds"),
+                                           [{"name": "unreachable", "metric": "val_top1", "value": 1.0},
+                                            {"name": "too-low", "metric": "val_top1", "value": 0.01}])
+    return pd.read_csv(results / "thresholds.csv"), trend
+
+
 @pytest.mark.slow
-def test_no_model_reaching_any_threshold_is_reported_not_a_crash(finished_run, snakemake_bin, workflow_copy,
-                                                                 tmp_path):
+def test_no_model_reaching_any_threshold_is_reported_not_a_crash(extreme_thresholds):
     """Through the real rules (tables go through Parquet): a threshold no model reaches gives nulls and notes."""
-    results, trend = rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path,
-                                           [{"name": "unreachable", "metric": "val_top1", "value": 1.0}])
+    thresholds, trend = extreme_thresholds
+    assert trend["headline"]["threshold"] == "unreachable"
     assert trend["doubling_time_months"] is None and trend["n"] == 0 and trend["efficiency_factor"] is None
-    assert any("no model reaches" in note for note in trend["notes"])
-    assert not pd.read_csv(results / "thresholds.csv")["reached"].any()
+    assert "unreachable: no model reaches this threshold: nothing to fit" in trend["notes"]
+    assert not thresholds.loc[thresholds["threshold_name"] == "unreachable", "reached"].any()
 
 
 @pytest.mark.slow
-def test_a_threshold_met_at_step_zero_is_flagged_through_the_real_rules(finished_run, snakemake_bin, workflow_copy,
-                                                                        tmp_path):
-    """An untrained 10-class model is right about 1 in 10 times: 1% top-1 is met at step 0 by every model."""
-    results, trend = rerun_with_thresholds(finished_run, snakemake_bin, workflow_copy, tmp_path,
-                                           [{"name": "too-low", "metric": "val_top1", "value": 0.01}])
-    per_model = trend["thresholds"]["too-low"]["per_model"]
-    assert all(m["crossed_at_first_evaluation"] and m["excluded"].startswith("threshold met") for m in per_model)
-    assert trend["n"] == 0 and trend["efficiency_factor"] is None
-    assert any("met the threshold at its first evaluation" in note for note in trend["notes"])
-    assert pd.read_csv(results / "thresholds.csv")["crossed_at_first_evaluation"].all()
+def test_a_threshold_met_at_step_zero_is_flagged_through_the_real_rules(extreme_thresholds):
+    """1% top-1 is met at every model's first evaluation: flagged, excluded from the fits, noted."""
+    thresholds, trend = extreme_thresholds
+    too_low = trend["thresholds"]["too-low"]
+    assert all(m["crossed_at_first_evaluation"] and m["excluded"].startswith("threshold met")
+               for m in too_low["per_model"])
+    for fit in too_low["fits"]["full"].values():  # every model, and the frontier
+        assert fit["n"] == 0 and fit["efficiency_factor"] is None
+    assert any(note.startswith("too-low: ") and "met the threshold at its first evaluation" in note
+               for note in trend["notes"])
+    rows = thresholds.loc[thresholds["threshold_name"] == "too-low"]
+    assert len(rows) and rows["crossed_at_first_evaluation"].all()
 
 
 @pytest.mark.slow
