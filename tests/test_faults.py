@@ -261,9 +261,9 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
     results = workdir / "results"
-    curve = results / "curves" / "mobilenet_v2" / "base" / "seed0.parquet"  # the cheaper model is retrained
+    curve = results / "curves" / "shufflenet_v2_x0_5" / "base" / "seed0.parquet"  # the cheaper model is retrained
     kept = [results / "curves" / model / "base" / f"seed{seed}.parquet"
-            for model, seed in (("shufflenet_v2_x0_5", 0), ("shufflenet_v2_x0_5", 1), ("mobilenet_v2", 1))]
+            for model, seed in (("shufflenet_v2_x0_5", 1), ("mobilenet_v2", 0), ("mobilenet_v2", 1))]
     kept_digests = [digest(path) for path in kept]
 
     # a byte flipped inside val.beton (its size unchanged) is found by the training job that reads it
@@ -275,7 +275,7 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     curve.unlink()  # as if its training had not finished
     run = snakemake(snakemake_bin, workflow_copy, workdir)
     output = run.stdout + run.stderr
-    assert run.returncode != 0 and trained(output) == [("mobilenet_v2", "0")]
+    assert run.returncode != 0 and trained(output) == [("shufflenet_v2_x0_5", "0")]
     stopped = [line for line in output.splitlines() if line.startswith("error: results/data/val.beton")]
     assert stopped and set(stopped) == {stopped[0]}, output[-3000:]
     command = re.fullmatch(r"error: results/data/val\.beton: corrupt or truncated \(its SHA-256 differs from "
@@ -293,7 +293,7 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
         run = snakemake(snakemake_bin, workflow_copy, workdir, *args)
         errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error: ")]
         assert run.returncode != 0 and len(errors) == 2, run.stdout + run.stderr
-        assert errors[0].startswith("error: results/curves/mobilenet_v2/base/seed0.parquet: unreadable curve (")
+        assert errors[0].startswith("error: results/curves/shufflenet_v2_x0_5/base/seed0.parquet: unreadable curve (")
         assert errors[0].endswith(f"; run `{command}` to set it aside, then rerun: only it is retrained")
         assert errors[1] == (f"error: results/data/train.beton: corrupt or truncated (1000 bytes, the manifest says "
                              f"{listed_bytes}); run `{command}` to rewrite it as prepare_data wrote it, then rerun: "
@@ -307,13 +307,13 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     repaired = subprocess.run([sys.executable, *arguments], check=False, capture_output=True, text=True,
                               timeout=600)
     assert repaired.returncode == 0, repaired.stderr
-    assert "results/curves/mobilenet_v2/base/seed0.parquet: unreadable curve" in repaired.stderr
+    assert "results/curves/shufflenet_v2_x0_5/base/seed0.parquet: unreadable curve" in repaired.stderr
     assert curve.with_name("seed0.parquet.corrupt").read_bytes() == finished_curve[:-100] and not curve.exists()
     assert damaged_data_files(results / "data" / "manifest.json", check_hash=True) == {}
     run = snakemake(snakemake_bin, workflow_copy, workdir)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert trained(output) == [("mobilenet_v2", "0")]
+    assert trained(output) == [("shufflenet_v2_x0_5", "0")]
     assert "rule prepare_data" not in output and "rule thresholds" in output
     assert [digest(path) for path in kept] == kept_digests
     assert curves.read_curve(curve)["step"].iloc[0] == 0

@@ -162,8 +162,8 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
     assert list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
 
 
-# the curve the tests below train again: MobileNetV2, the cheaper of the two models here (dropout: its RNG state
-# must survive a preemption too)
+# the curve the tests below train again: MobileNetV2, whose dropout puts a random-number state into the preempted
+# job's checkpoint (ShuffleNetV2 0.5, the cheaper model, has none)
 RETRAINED_MODEL = "mobilenet_v2"
 TRAINED_AGAIN = Path("results", "curves", RETRAINED_MODEL, "base", "seed0.parquet")
 

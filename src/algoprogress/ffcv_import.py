@@ -16,14 +16,18 @@ Neither changes a result: the same functions, compiled once.
 
 The cache lies in one folder per kind of CPU (``cache_folder()``): under ``NUMBA_CACHE_DIR`` where it is set,
 else under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``algoprogress/numba``).
-Numba's cache index is not safe for processes of different CPUs that write it at the same moment (as on a
-cluster whose nodes share a home folder or an environment): one folder per CPU kind keeps them apart.
+Numba's cache index is not safe for processes that add entries to it at the same moment: the processes of one
+machine save one at a time (a lock file in the folder), and one folder per CPU kind keeps the nodes of a cluster
+that share a home folder or an environment apart (each holds the machine code of its own CPU kind; two nodes of
+one kind may still save at once, where their file system's locks do not reach across them).
 Where the cache cannot be read or written (no home folder, a read-only or full disk), the process compiles
-as it would without it; where numba or FFCV lack these functions (other versions), nothing changes.
+as it would without it; where numba or FFCV lack these functions (other versions), nothing changes, and with
+another FFCV than the one ``LOADER_FUNCTIONS`` was read in, its loaders compile as before.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import os
@@ -51,23 +55,39 @@ def _or_compile(operation, *args):
         return None
 
 
+def _saved_alone(save, lock_path, *args):
+    """Numba names a new entry's file from the index it has just read: two processes saving different entries at
+    once could both take one name, and the index would then point an entry at the other's machine code. So one
+    process of this machine saves at a time (a lock file beside the cache). Failing, it is a cache miss."""
+    try:
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return save(*args)
+    except OSError:
+        return None
+
+
 def _cache_on_disk(dispatcher) -> bool:
     """Turn on numba's on-disk cache for one dispatcher, in this CPU kind's folder; False where it cannot be."""
     from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
 
     # numba reads both settings once, as each function's cache is set up: this folder and no other (numba would
-    # fall back to a folder shared by every CPU kind, beside its sources)
-    defaults = config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES
-    try:
-        config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = str(cache_folder()), "UserProvidedCacheLocator"
-        dispatcher.enable_caching()
-    except (OSError, RuntimeError):  # no usable folder (no home folder, a read-only disk)
-        return False
-    finally:
-        config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = defaults
+    # fall back to a folder shared by every CPU kind, beside its sources); under numba's compiler lock, so that
+    # no other thread compiles while they are changed
+    with global_compiler_lock:
+        defaults = config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES
+        try:
+            folder = cache_folder()
+            config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = str(folder), "UserProvidedCacheLocator"
+            dispatcher.enable_caching()
+        except (OSError, RuntimeError):  # no usable folder (no home folder, a read-only disk)
+            return False
+        finally:
+            config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = defaults
     cache = dispatcher._cache
     cache.load_overload = functools.partial(_or_compile, cache.load_overload)
-    cache.save_overload = functools.partial(_or_compile, cache.save_overload)
+    cache.save_overload = functools.partial(_saved_alone, cache.save_overload, folder / "save.lock")
     return True
 
 
@@ -110,19 +130,28 @@ def _cacheable(function) -> bool:
             and all(_plain(cell.cell_contents) for cell in function.__closure__ or ()))
 
 
+# the FFCV whose functions LOADER_FUNCTIONS lists were read in: another compiles them as before
+LOADER_FUNCTIONS_READ_IN = "1.0.2"
+
+
 @functools.cache
 def cache_loader_functions() -> bool:
     """True when the ``LOADER_FUNCTIONS`` that FFCV's loaders compile from now on in this process are cached on
     disk (and so are the typed-dictionary functions: this imports FFCV). FFCV compiles every stage through
     ``ffcv.pipeline.compiler.Compiler.compile``, which calls numba's ``njit`` by that module's name: that name
     becomes a ``njit`` that, for these functions, turns the cache on before anything is compiled."""
+    from importlib.metadata import PackageNotFoundError, version
+
     typed_dicts = cache_typed_dicts()
     try:
+        if version("ffcv") != LOADER_FUNCTIONS_READ_IN:
+            return False
         from ffcv.pipeline import compiler
         from numba.core import typeinfer
+        from numba.core.dispatcher import Dispatcher
 
         numba_njit = compiler.njit
-    except (AttributeError, ImportError):  # another FFCV
+    except (AttributeError, ImportError, PackageNotFoundError):  # another FFCV or numba
         return False
 
     def njit(signature=None, **options):
@@ -130,10 +159,13 @@ def cache_loader_functions() -> bool:
             if not _cacheable(function):
                 return numba_njit(signature, **options)(function)
             dispatcher = numba_njit(**options)(function)
+            if not isinstance(dispatcher, Dispatcher):  # NUMBA_DISABLE_JIT: the Python function itself
+                return dispatcher
             _cache_on_disk(dispatcher)
-            if signature is not None:  # as numba's own decorator does: compile that signature now, and only it
+            if signature is not None:  # as numba's own decorator does: compile these signatures now, and only them
                 with typeinfer.register_dispatcher(dispatcher):
-                    dispatcher.compile(signature)
+                    for each in signature if isinstance(signature, list) else [signature]:
+                        dispatcher.compile(each)
                 dispatcher.disable_compile()
             return dispatcher
 

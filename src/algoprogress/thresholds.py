@@ -72,9 +72,11 @@ def compute_at_threshold(
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     curves = with_trial_columns(curves)
-    if curves.empty:
-        return _no_curves(threshold_name, metric, threshold)
     curve_of = curves.groupby(KEYS, sort=True).ngroup().to_numpy()
+    if np.isnan(curve_of).any():  # rows without a model, trial or seed belong to no curve
+        curves, curve_of = curves.loc[~np.isnan(curve_of)], curve_of[~np.isnan(curve_of)].astype(np.int64)
+    if curves.empty:
+        return _no_curves(curves, threshold_name, metric, threshold)
     order = np.lexsort((curves["step"].to_numpy(), curve_of))  # stable: by curve, then step
     curve_of = curve_of[order]
     starts = np.flatnonzero(np.r_[True, curve_of[1:] != curve_of[:-1]])  # each curve's first row
@@ -87,7 +89,7 @@ def compute_at_threshold(
     spent = np.fmax.reduceat(flops, starts)
     evaluations = np.add.reduceat(evaluated.astype(np.int64), starts)
     best = np.fmax.reduceat(values, starts)
-    diverged = np.logical_or.reduceat(curves["diverged"].to_numpy(dtype=bool)[order], starts)
+    diverged = np.logical_or.reduceat(curves["diverged"].fillna(False).to_numpy(dtype=bool)[order], starts)
 
     # the evaluations (non-NaN rows) of each curve, in step order: the first at or above the threshold
     rows = np.flatnonzero(evaluated)
@@ -146,10 +148,13 @@ def compute_at_threshold(
     return table[THRESHOLD_COLUMNS]
 
 
-def _no_curves(threshold_name: str, metric: str, threshold: float) -> pd.DataFrame:
-    """The table of no curves, with the column types of a table of some."""
+def _no_curves(curves: pd.DataFrame, threshold_name: str, metric: str, threshold: float) -> pd.DataFrame:
+    """The table of no curves, with the column types of a table of some (the curves' own where they have them)."""
     types = {"model": str, "trial": str, "seed": np.int64, "threshold_name": str, "metric": str,
-             "reached": bool, "crossed_at_first_evaluation": bool, "diverged": bool, "evaluations": np.int64}
+             "reached": bool, "crossed_at_first_evaluation": bool, "diverged": bool, "evaluations": np.int64,
+             "step": np.int64, "images_seen": np.int64}
+    types.update({column: curves[column].dtype for column in ("seed", "step", "epoch", "images_seen", "wall_seconds")
+                  if column in curves.columns and curves[column].dtype != object})
     return pd.DataFrame({column: np.array([], dtype=types.get(column, float)) for column in THRESHOLD_COLUMNS})
 
 
