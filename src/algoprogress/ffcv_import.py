@@ -83,6 +83,8 @@ def _cache_on_disk(dispatcher) -> bool:
             dispatcher.enable_caching()
         except (OSError, RuntimeError):  # no usable folder (no home folder, a read-only disk)
             return False
+        except AttributeError:  # not compiled at all (NUMBA_DISABLE_JIT): nothing to cache
+            return False
         finally:
             config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = defaults
     cache = dispatcher._cache
