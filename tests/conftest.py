@@ -19,8 +19,10 @@ TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
 # pytest-xdist's own `--dist loadgroup` does not work with pytest 9 (it renames node ids through an attribute
 # pytest 9 no longer reads), so the workers write each test's group to a file and the scheduler below reads it.
 SHARED_RUN_GROUP = "finished_run"
-LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_training", "test_sweeps",
-                 "test_bill", "test_workflow"]
+# (the groups' sums of test times in a run of 2026-11-29: the finished run ~290 s, SLURM ~230, test_resume ~170,
+# test_faults ~115, test_training ~75, test_data ~40, test_bill ~40, test_imagenet ~25, the rest under 20 each)
+LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_training", "test_data",
+                 "test_bill", "test_imagenet", "test_workflow", "test_thresholds_properties", "test_sweeps"]
 GROUPS_FILE = "ALGOPROGRESS_TEST_GROUPS"
 
 
