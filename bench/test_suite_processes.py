@@ -35,7 +35,7 @@ def kind(argv: list[str]) -> str:
         return "training process"
     if argv[0].endswith(os.path.join("pytest", "__main__.py")):
         return "pytest's main process"
-    if argv == ["-c"]:
+    if argv[:1] == ["-c"]:  # pytest-xdist workers, and the tests' `python -c` helpers (with or without arguments)
         return "pytest worker (the tests' own code) or python -c"
     if ".snakemake/scripts" in command:
         return "Snakemake job script: " + Path(argv[0]).name.split(".", 1)[1]
