@@ -81,9 +81,8 @@ def _cache_on_disk(dispatcher) -> bool:
             folder = cache_folder()
             config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = str(folder), "UserProvidedCacheLocator"
             dispatcher.enable_caching()
-        except (OSError, RuntimeError):  # no usable folder (no home folder, a read-only disk)
-            return False
-        except AttributeError:  # not compiled at all (NUMBA_DISABLE_JIT): nothing to cache
+        # no usable folder (no home folder, a read-only disk); or nothing compiled at all (NUMBA_DISABLE_JIT)
+        except (OSError, RuntimeError, AttributeError):
             return False
         finally:
             config.CACHE_DIR, config.CACHE_LOCATOR_CLASSES = defaults

@@ -127,6 +127,7 @@ def compute_at_threshold(
         return at_crossing(curves[name].to_numpy()[crossing_row])
 
     first_rows = order[starts]
+    train_flops = at_crossing(flops_at)
     table = pd.DataFrame({
         "model": curves["model"].to_numpy()[first_rows].astype(str),
         "trial": curves["trial"].to_numpy()[first_rows].astype(str),
@@ -135,8 +136,8 @@ def compute_at_threshold(
         "reached": reached,
         "crossed_at_first_evaluation": at_crossing(position == 0, fill=False),
         "diverged": diverged,
-        "train_flops": at_crossing(flops_at),
-        "train_pfs_days": to_petaflop_s_days(at_crossing(flops_at)),
+        "train_flops": train_flops,
+        "train_pfs_days": to_petaflop_s_days(train_flops),
         "train_flops_lower_bound": np.where(reached, np.nan, spent),
         "spent_flops": spent,
         "step": column("step"), "epoch": column("epoch"), "images_seen": column("images_seen"),
