@@ -38,6 +38,9 @@ def test_end_to_end_outputs(finished_run, repo):
             assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
             assert (finished_run / "logs" / "train" / name / "base" / f"seed{seed}.log").read_text().count("step") > 0
 
+        # a FLOP count is a one-thread job: torch keeps to it, not to every core, beside the other jobs
+        assert "counting on 1 CPU thread(s)" in (finished_run / "logs" / "count_flops" / name / "64px.log").read_text()
+
     flop_table = pd.read_csv(results / "flop_counts.csv", keep_default_na=False)
     assert sorted(zip(flop_table["model"], flop_table["resolution"], strict=True)) == [(n, 64) for n in sorted(names)]
     assert (flop_table["training_flops_per_image"] == TRAINING_FLOP_PER_MULTIPLY_ADD

@@ -6,6 +6,9 @@ Snakemake rule `count_flops` (one file per model and resolution, so that a trial
 resolution counts only that one); also a CLI:
     python workflow/scripts/count_flops.py --arch resnet18 --resolution 64 --resolution 128 \
         --num-classes 10 --out r18.json
+
+A count is the same on any number of threads; under Snakemake the job uses its rule's `threads` (one), not
+torch's default of every core, since other jobs run beside it.
 """
 
 import json
@@ -19,9 +22,14 @@ from algoprogress.fileio import write_json
 from algoprogress.flops import count_at_resolutions
 
 
-def run(spec, out):
+def run(spec, out, threads=None):
     """Counting builds the model at each resolution on CPU: a user model that does not import or build
     fails here, in one line, before any training job of it starts (training jobs depend on this count)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    print(f"counting on {torch.get_num_threads()} CPU thread(s)", file=sys.stderr)
     try:
         counts = count_at_resolutions(spec["arch"], spec["num_classes"], spec["resolutions"], spec["kwargs"],
                                       source=spec.get("source"))
@@ -47,17 +55,19 @@ def arguments(parser):
     parser.add_argument("--num-classes", type=int, required=True)
     parser.add_argument("--kwargs", default="{}", help="constructor keyword arguments as JSON")
     parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, every core)")
 
 
 def from_args(args):
     return dict(spec={"arch": args.arch, "resolutions": args.resolution, "num_classes": args.num_classes,
-                      "kwargs": json.loads(args.kwargs)}, out=args.out)
+                      "kwargs": json.loads(args.kwargs)}, out=args.out, threads=args.threads)
 
 
 def from_snakemake(job):
     source = next(iter(getattr(job.input, "source", [])), None)  # a user model's file, resolved by the workflow
     return dict(spec={"arch": job.params.arch, "kwargs": job.params.kwargs, "num_classes": job.params.num_classes,
-                      "resolutions": [job.params.resolution], "source": source}, out=job.output[0])
+                      "resolutions": [job.params.resolution], "source": source}, out=job.output[0],
+                threads=job.threads)
 
 
 if __name__ == "__main__":
