@@ -39,9 +39,9 @@ def pytest_configure(config):
     # Three workers share two cores, and each job the tests start is a one-thread job (training and FLOP counts
     # set their threads; Snakemake declares one for the rest): torch and MKL work outside such a job (the
     # workers' own FLOP counts, the bill's) keeps to one thread too instead of every core, which on two busy
-    # cores only adds synchronisation (the in-process FLOP-counting modules: 16% less CPU). Set before torch
-    # is imported; the workers and every process they start inherit it (a training job's numbers depend on its
-    # thread count, which the job sets itself, whatever this says).
+    # cores only adds synchronisation (four modules whose work is mostly in-process FLOP counts: 16% less CPU).
+    # Set before torch is imported; the workers and every process they start inherit it (a training job's
+    # numbers depend on its thread count, which the job sets itself, whatever this says).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
         fd, path = tempfile.mkstemp(prefix="algoprogress-test-groups-", suffix=".json")

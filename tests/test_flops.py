@@ -30,3 +30,22 @@ def test_count_depends_on_resolution_and_classes():
     assert 3.5 < large["multiply_adds_per_image"] / small["multiply_adds_per_image"] < 4.5
     assert small["parameters"] == sum(p.numel() for p in torchvision.models.resnet18(num_classes=10).parameters())
     assert "aten::add_" in small["uncounted_operators"]
+
+
+def test_a_count_keeps_to_the_threads_it_is_given(repo, tmp_path):
+    """count_flops on one thread in an environment that offers two (the suite's own sets one: tests/conftest.py);
+    under Snakemake the job is given its rule's threads, one. The count is the same on any number."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "count.json"
+    result = subprocess.run([sys.executable, str(repo / "workflow" / "scripts" / "count_flops.py"), "--arch",
+                             "squeezenet1_1", "--resolution", "32", "--num-classes", "10", "--out", str(out),
+                             "--threads", "1"], env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "counting on 1 CPU thread(s)" in result.stderr
+    counted = json.loads(out.read_text())["by_resolution"]["32"]["multiply_adds_per_image"]
+    assert counted == count_multiply_adds("squeezenet1_1", 10, 32)["multiply_adds_per_image"]

@@ -38,7 +38,8 @@ def test_end_to_end_outputs(finished_run, repo):
             assert curves.read_curve_metadata(path)["fvcore_multiply_adds_per_image"] == {"64": counted}
             assert (finished_run / "logs" / "train" / name / "base" / f"seed{seed}.log").read_text().count("step") > 0
 
-        # a FLOP count is a one-thread job: torch keeps to it, not to every core, beside the other jobs
+        # a FLOP count is a one-thread job: the job is given its rule's threads (that it keeps to them whatever the
+        # environment offers: tests/test_flops.py; here the suite's environment offers one too)
         assert "counting on 1 CPU thread(s)" in (finished_run / "logs" / "count_flops" / name / "64px.log").read_text()
 
     flop_table = pd.read_csv(results / "flop_counts.csv", keep_default_na=False)
