@@ -36,13 +36,22 @@ import gc, hashlib, json, sys
 import torch
 from numba.core.registry import CPUDispatcher
 from numba.typed import typeddict
-from algoprogress.ffcv_import import LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
+import algoprogress.loaders
+from algoprogress.ffcv_import import DECODER_FUNCTIONS, LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
 from algoprogress.loaders import train_loader, val_loader
 
-cached = cache_loader_functions()  # as a training job's loaders do
+if sys.argv[2:] == ["ffcv-own"]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
+    algoprogress.loaders.cache_loader_functions = lambda: False
+    cached = False
+else:
+    cached = cache_loader_functions()  # as a training job's loaders do
 cpu, folder, digest = torch.device("cpu"), sys.argv[1], hashlib.sha256()
 train, _ = train_loader(folder + "/train.beton", 50, 32, 1, seed=0, device=cpu)
-for images, labels in (next(iter(train)), next(iter(val_loader(folder + "/val.beton", 50, 32, 1, cpu)))):
+# two validation loaders that differ only in a value their decoders' closures hold (the crop ratio): a cache that
+# mistook one for the other would crop both alike
+cropped = val_loader(folder + "/val.beton", 50, 32, 1, cpu, crop_ratio=0.5)
+for images, labels in (next(iter(train)), next(iter(val_loader(folder + "/val.beton", 50, 32, 1, cpu))),
+                       next(iter(cropped))):
     digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
 if sys.argv[2:] == ["augmented"]:
     # the ImageNet recipes' augmentations on two threads (parallel stages): FFCV does not seed numba's random
@@ -55,11 +64,13 @@ if sys.argv[2:] == ["augmented"]:
 def counts(dispatchers):
     return [sum(sum(getattr(d.stats, kind).values()) for d in dispatchers) for kind in ("cache_hits", "cache_misses")]
 
-loader = [d for d in gc.get_objects() if type(d) is CPUDispatcher
-          and (d.py_func.__module__, d.py_func.__qualname__) in LOADER_FUNCTIONS]
+def dispatchers(names):
+    return [d for d in gc.get_objects() if type(d) is CPUDispatcher
+            and (d.py_func.__module__, d.py_func.__qualname__) in names]
+
 typed = [getattr(typeddict, name) for name in TYPED_DICT_FUNCTIONS]
-print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(loader),
-                  "batches": digest.hexdigest()}))
+print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(dispatchers(LOADER_FUNCTIONS)),
+                  "decoders": counts(dispatchers(DECODER_FUNCTIONS)), "batches": digest.hexdigest()}))
 """
 
 
@@ -81,14 +92,14 @@ def loaded_twice(mnist_betons, tmp_path_factory):
 
 
 def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monkeypatch):
-    """The second process loads numba's typed-dictionary functions and the loaders' cacheable stages (centre and
-    random crops, flips, one and two threads) from the cache, in this CPU kind's folder, and its batches are the
-    first one's."""
+    """The second process loads numba's typed-dictionary functions and the loaders' stages (reading, the JPEG
+    decoders with centre and random crops, flips, normalising; one and two threads) from the cache, in this CPU
+    kind's folder, and its batches are the first one's."""
     from algoprogress.ffcv_import import cache_folder
 
     cache_dir, first, second = loaded_twice
     assert first["cached"] and second["cached"]
-    for kind in ("typed_dicts", "loader"):  # [hits, misses] over the functions of each kind
+    for kind in ("typed_dicts", "loader", "decoders"):  # [hits, misses] over the functions of each kind
         assert first[kind][1] > 0, first  # compiled and saved (later loaders may load what the first saved)
         assert second[kind][0] > 0 and second[kind][1] == 0, second  # all loaded
     assert second["batches"] == first["batches"]
@@ -109,6 +120,16 @@ def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, 
     for kind in ("typed_dicts", "loader"):
         assert alone[kind][0] == 0 and alone[kind][1] > 0, alone  # no hit: every function compiles
     assert blocked.read_text() == "not a folder"
+
+
+def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, tmp_path):
+    """FFCV compiling every stage itself, its JPEG decoders calling its C library through ctypes pointers (which
+    numba cannot cache): the same batches, to the bit, as the stages loaded from the cache, whose decoders call
+    the same C functions by linker symbols."""
+    own = load_as_a_job(mnist_betons[0], tmp_path / "cache", "ffcv-own")
+    _, first, second = loaded_twice
+    assert not own["cached"] and own["decoders"][0] == 0 and own["batches"] == second["batches"] == first["batches"]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*decode*"))
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

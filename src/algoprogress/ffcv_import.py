@@ -10,9 +10,13 @@ compiles them. Call it before the first ``ffcv`` import of a process.
 Each FFCV ``Loader`` then compiles its pipeline's stages (reading a sample, decoding labels, cropping,
 flipping, normalising): about 1.2 s of CPU for a training job's two loaders, again the same functions every
 time. ``cache_loader_functions()`` caches those of ``LOADER_FUNCTIONS`` the same way (numba's key then also
-holds the values the function's closure captured: a normalisation table, a flip probability). The JPEG
-decoders are left to compile as before: they call FFCV's C library through ctypes, which numba cannot cache.
-Neither changes a result: the same functions, compiled once.
+holds the values the function's closure captured: a normalisation table, a flip probability), and the JPEG
+decoders' stages (``DECODER_FUNCTIONS``, 0.9 s of a training job's CPU), which call FFCV's C library: through
+ctypes pointers, which numba cannot cache, so they call the same C functions by linker symbols instead
+(``_c_wrappers_by_symbol``), and since their closures hold the compiled functions they call, each cached
+function's entries are keyed on what its machine code is made of (``_identity``) rather than on numba's pickle
+of its closure, which differs in every process. None of it changes a result: the same functions, compiled once
+(tests/test_data.py compares the batches with FFCV's own compilation, to the bit).
 
 The cache lies in one folder per kind of CPU (``cache_folder()``): under ``NUMBA_CACHE_DIR`` where it is set,
 else under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``algoprogress/numba``).
@@ -31,6 +35,8 @@ import fcntl
 import functools
 import hashlib
 import os
+import types
+import weakref
 from pathlib import Path
 
 # the typed-dictionary operations FFCV's import and decoders use (numba/typed/typeddict.py)
@@ -116,6 +122,23 @@ LOADER_FUNCTIONS = frozenset({
 })
 
 
+# The JPEG decoders' stages (ffcv 1.0.2): besides plain values, their closures hold the functions they call,
+# compiled: cached when each of those is (LOADER_FUNCTIONS, or one of C_WRAPPERS below).
+DECODER_FUNCTIONS = frozenset({
+    ("ffcv.fields.rgb_image", "SimpleRGBImageDecoder.generate_code.<locals>.decode"),
+    ("ffcv.fields.rgb_image", "ResizedCropRGBImageDecoder.generate_code.<locals>.decode"),
+})
+
+# FFCV's Python wrappers of its C library that the decoders compile (ffcv/libffcv.py), with the ctypes function
+# each calls. Numba cannot cache a call through a ctypes pointer (its address is written into the machine code);
+# it can cache a call to a function named by a linker symbol, resolved when the code is loaded.
+C_WRAPPERS = {"imdecode": "ctypes_imdecode", "resize_crop": "ctypes_resize", "memcpy": "ctypes_memcopy"}
+
+# the dispatchers made here with the cache on, each with its identity (_identity): a closure holding one of these
+# can be cached in its turn
+_IDENTITIES = weakref.WeakKeyDictionary()
+
+
 def _plain(value) -> bool:
     """A closure value numba's cache key can hold: a number, a small numeric array, or the loop FFCV chose."""
     import numba
@@ -123,12 +146,90 @@ def _plain(value) -> bool:
 
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "biuf" and value.size <= 4096
-    return isinstance(value, (bool, int, float, np.number)) or value is range or value is numba.prange
+    return (value is None or isinstance(value, (bool, int, float, np.number))
+            or value is range or value is numba.prange)
 
 
 def _cacheable(function) -> bool:
-    return ((function.__module__, function.__qualname__) in LOADER_FUNCTIONS
-            and all(_plain(cell.cell_contents) for cell in function.__closure__ or ()))
+    name = (function.__module__, function.__qualname__)
+    closure = [cell.cell_contents for cell in function.__closure__ or ()]
+    if name in LOADER_FUNCTIONS:
+        return all(_plain(value) for value in closure)
+    return name in DECODER_FUNCTIONS and all(_plain(value) or _cached(value) for value in closure)
+
+
+def _cached(value) -> bool:
+    """A dispatcher made here with the cache on."""
+    from numba.core.dispatcher import Dispatcher
+
+    return isinstance(value, Dispatcher) and value in _IDENTITIES
+
+
+@functools.cache
+def _c_wrappers_by_symbol() -> dict:
+    """Twins of FFCV's ``C_WRAPPERS``, by the wrapper: the same bytecode, calling the same C function at the same
+    address with the same argument conversions (its ctypes declaration's), but through a linker symbol of this
+    process (``algoprogress_ffcv_<name>``, registered with LLVM here) that numba can cache. Empty where FFCV's
+    library is not as read (the decoders then compile as before)."""
+    import ctypes
+
+    import llvmlite.binding as llvm
+    from ffcv import libffcv
+    from numba.core import config
+    from numba.core import types as numba_types
+    from numba.core.typing.ctypes_utils import make_function_type
+
+    if config.DISABLE_JIT:  # the wrappers then run as Python, and only the ctypes pointer can be called there
+        return {}
+    twins = {}
+    try:
+        for wrapper_name, pointer_name in C_WRAPPERS.items():
+            wrapper, pointer = getattr(libffcv, wrapper_name), getattr(libffcv, pointer_name)
+            if pointer_name not in wrapper.__code__.co_names or wrapper.__closure__:
+                return {}
+            symbol = f"algoprogress_ffcv_{pointer.__name__}"
+            llvm.add_symbol(symbol, ctypes.cast(pointer, ctypes.c_void_p).value)
+            by_symbol = numba_types.ExternalFunction(symbol, make_function_type(pointer).sig)
+            twin = types.FunctionType(wrapper.__code__, {**wrapper.__globals__, pointer_name: by_symbol},
+                                      wrapper.__name__, wrapper.__defaults__)
+            twin.__qualname__ = f"{wrapper.__qualname__}_by_symbol"  # its own cache file
+            twins[wrapper] = twin
+    except (AttributeError, TypeError):  # another FFCV: a wrapper or a declaration missing
+        return {}
+    return twins
+
+
+def _identity(function, options: dict, signature) -> str:
+    """What a cached function's machine code is made of, as a digest: its bytecode and constants, the globals numba
+    writes into the code (plain values; a twin's C function and its signature), its closure's values (a compiled
+    function there by its own identity), its options and signature. The same in every process for the same
+    function compiled the same way."""
+    from numba.core.serialize import dumps
+    from numba.core.types import Type
+
+    globals_ = function.__globals__
+    frozen = sorted((name, f"{value!r} {getattr(value, 'sig', '')}" if isinstance(value, Type) else dumps(value))
+                    for name in function.__code__.co_names if name in globals_ for value in [globals_[name]]
+                    if isinstance(value, Type) or (_plain(value) and value is not None))
+    closure = [_IDENTITIES[value] if _cached(value) else dumps(value)
+               for value in (cell.cell_contents for cell in function.__closure__ or ())]
+    return hashlib.sha256(repr((function.__module__, function.__qualname__, function.__code__.co_code,
+                                function.__code__.co_consts, frozen, closure, sorted(options.items()),
+                                repr(signature))).encode()).hexdigest()
+
+
+def _keyed_by_identity(dispatcher, identity: str) -> None:
+    """Numba keys a cache entry on the function's bytecode and a pickle of its closure's values. A compiled
+    function's pickle holds a random name and the process's own numbers for numba's types, so a decoder, whose
+    closure holds the functions it calls, would never be found again: its entries (and those of every function
+    cached here) are keyed on the identity instead."""
+    cache = dispatcher._cache
+
+    def index_key(signature, codegen):
+        return signature, codegen.magic_tuple(), identity
+
+    cache._index_key = index_key
+    _IDENTITIES[dispatcher] = identity
 
 
 # the FFCV whose functions LOADER_FUNCTIONS lists were read in: another compiles them as before
@@ -137,10 +238,11 @@ LOADER_FUNCTIONS_READ_IN = "1.0.2"
 
 @functools.cache
 def cache_loader_functions() -> bool:
-    """True when the ``LOADER_FUNCTIONS`` that FFCV's loaders compile from now on in this process are cached on
-    disk (and so are the typed-dictionary functions: this imports FFCV). FFCV compiles every stage through
-    ``ffcv.pipeline.compiler.Compiler.compile``, which calls numba's ``njit`` by that module's name: that name
-    becomes a ``njit`` that, for these functions, turns the cache on before anything is compiled."""
+    """True when the ``LOADER_FUNCTIONS`` and ``DECODER_FUNCTIONS`` that FFCV's loaders compile from now on in this
+    process are cached on disk (and so are the typed-dictionary functions: this imports FFCV). FFCV compiles every
+    stage through ``ffcv.pipeline.compiler.Compiler.compile``, which calls numba's ``njit`` by that module's name:
+    that name becomes a ``njit`` that compiles ``C_WRAPPERS``' twins in their place and, for these functions, turns
+    the cache on before anything is compiled."""
     from importlib.metadata import PackageNotFoundError, version
 
     typed_dicts = cache_typed_dicts()
@@ -155,14 +257,18 @@ def cache_loader_functions() -> bool:
     except (AttributeError, ImportError, PackageNotFoundError):  # another FFCV or numba
         return False
 
+    twins = _c_wrappers_by_symbol()
+
     def njit(signature=None, **options):
         def decorate(function):
-            if not _cacheable(function):
+            function = twins.get(function, function)
+            if not (function in twins.values() or _cacheable(function)):
                 return numba_njit(signature, **options)(function)
             dispatcher = numba_njit(**options)(function)
             if not isinstance(dispatcher, Dispatcher):  # NUMBA_DISABLE_JIT: the Python function itself
                 return dispatcher
-            _cache_on_disk(dispatcher)
+            if _cache_on_disk(dispatcher):
+                _keyed_by_identity(dispatcher, _identity(function, options, signature))
             if signature is not None:  # as numba's own decorator does: compile these signatures now, and only them
                 with typeinfer.register_dispatcher(dispatcher):
                     for each in signature if isinstance(signature, list) else [signature]:
