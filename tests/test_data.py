@@ -40,20 +40,24 @@ import algoprogress.loaders
 from algoprogress.ffcv_import import DECODER_FUNCTIONS, LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
 from algoprogress.loaders import train_loader, val_loader
 
-if sys.argv[2:] == ["ffcv-own"]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
+if sys.argv[3:] == ["ffcv-own"]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
     algoprogress.loaders.cache_loader_functions = lambda: False
     cached = False
 else:
     cached = cache_loader_functions()  # as a training job's loaders do
-cpu, folder, digest = torch.device("cpu"), sys.argv[1], hashlib.sha256()
+from ffcv.reader import Reader
+
+cpu, folder, jpeg_folder, digest = torch.device("cpu"), sys.argv[1], sys.argv[2], hashlib.sha256()
 train, _ = train_loader(folder + "/train.beton", 50, 32, 1, seed=0, device=cpu)
 # two validation loaders that differ only in a value their decoders' closures hold (the crop ratio): a cache that
-# mistook one for the other would crop both alike
-cropped = val_loader(folder + "/val.beton", 50, 32, 1, cpu, crop_ratio=0.5)
-for images, labels in (next(iter(train)), next(iter(val_loader(folder + "/val.beton", 50, 32, 1, cpu))),
-                       next(iter(cropped))):
+# mistook one for the other would crop both alike; and the same from JPEG files (the decoders' C calls)
+batches = [next(iter(train))] + [next(iter(val_loader(path + "/val.beton", 50, 32, 1, cpu, crop_ratio=ratio)))
+                                 for path in (folder, jpeg_folder) for ratio in (1.0, 0.5)]
+for images, labels in batches:
     digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
-if sys.argv[2:] == ["augmented"]:
+stored = Reader(jpeg_folder + "/val.beton")  # metadata fields are named f0, f1, ... in field order
+jpeg_modes = sorted({int(mode) for mode in stored.metadata[f"f{stored.field_names.index('image')}"]["mode"]})
+if sys.argv[3:] == ["augmented"]:
     # the ImageNet recipes' augmentations on two threads (parallel stages): FFCV does not seed numba's random
     # numbers, so these batches differ from run to run and are not compared
     augmented, _ = train_loader(folder + "/train.beton", 50, 32, 2, seed=0, device=cpu, random_resized_crop=True,
@@ -70,25 +74,39 @@ def dispatchers(names):
 
 typed = [getattr(typeddict, name) for name in TYPED_DICT_FUNCTIONS]
 print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(dispatchers(LOADER_FUNCTIONS)),
-                  "decoders": counts(dispatchers(DECODER_FUNCTIONS)), "batches": digest.hexdigest()}))
+                  "decoders": counts(dispatchers(DECODER_FUNCTIONS)), "batches": digest.hexdigest(),
+                  "jpeg_modes": jpeg_modes}))
 """
 
 
-def load_as_a_job(folder, cache_dir, *augmented):
-    """In a new process: the first training and validation batches (then, with "augmented", an epoch of random
-    crops and flips on two threads), and numba's cache hits and misses."""
+@pytest.fixture(scope="module")
+def jpeg_betons(tmp_path_factory):
+    """MNIST digits stored as JPEG (the data sets above store raw pixels): the decoders' C calls decode them."""
+    from algoprogress.data import prepare_dataset
+
+    out = tmp_path_factory.mktemp("mnist-jpeg")
+    config = validate_config({"dataset": {"max_images_per_class": 10, "val_fraction": 0.5, "write_mode": "jpg"},
+                              "models": MODELS})
+    prepare_dataset(config["dataset"], out / "train.beton", out / "val.beton", out / "manifest.json", 1)
+    return out
+
+
+def load_as_a_job(folder, jpeg_folder, cache_dir, *mode):
+    """In a new process: the first training batch and validation batches (raw pixels and JPEG, two crop ratios;
+    then, with "augmented", an epoch of random crops and flips on two threads), and numba's cache hits and misses."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder), *augmented], env=env,
+    result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder), str(jpeg_folder), *mode], env=env,
                             capture_output=True, text=True, check=True, timeout=300)
     return json.loads(result.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def loaded_twice(mnist_betons, tmp_path_factory):
+def loaded_twice(mnist_betons, jpeg_betons, tmp_path_factory):
     """Two processes loading the same batches with one empty cache folder."""
     folder, _ = mnist_betons
     cache_dir = tmp_path_factory.mktemp("numba-cache")
-    return cache_dir, load_as_a_job(folder, cache_dir, "augmented"), load_as_a_job(folder, cache_dir, "augmented")
+    return (cache_dir, load_as_a_job(folder, jpeg_betons, cache_dir, "augmented"),
+            load_as_a_job(folder, jpeg_betons, cache_dir, "augmented"))
 
 
 def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monkeypatch):
@@ -109,27 +127,30 @@ def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monke
     assert {path.relative_to(cache_dir).parts[0] for path in cache_dir.rglob("*.nbc")} == {folder.name}
 
 
-def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, tmp_path):
+def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, jpeg_betons, tmp_path):
     """NUMBA_CACHE_DIR naming a file (a folder that cannot be made, as on a read-only disk): the process compiles,
     as without a cache (no other folder is used instead), nothing fails, and the batches are the same."""
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    alone = load_as_a_job(mnist_betons[0], blocked)
+    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked)
     _, first, _ = loaded_twice
     assert not alone["cached"] and alone["batches"] == first["batches"]
-    for kind in ("typed_dicts", "loader"):
+    for kind in ("typed_dicts", "loader", "decoders"):
         assert alone[kind][0] == 0 and alone[kind][1] > 0, alone  # no hit: every function compiles
     assert blocked.read_text() == "not a folder"
 
 
-def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, tmp_path):
+def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, jpeg_betons, tmp_path):
     """FFCV compiling every stage itself, its JPEG decoders calling its C library through ctypes pointers (which
     numba cannot cache): the same batches, to the bit, as the stages loaded from the cache, whose decoders call
-    the same C functions by linker symbols."""
-    own = load_as_a_job(mnist_betons[0], tmp_path / "cache", "ffcv-own")
+    the same C functions by linker symbols; JPEG-stored images among them. (The random crops and flips on two
+    threads are compared with nothing: FFCV does not seed numba's random numbers.)"""
+    from ffcv.fields.rgb_image import IMAGE_MODES
+
+    own = load_as_a_job(mnist_betons[0], jpeg_betons, tmp_path / "cache", "ffcv-own")
     _, first, second = loaded_twice
-    assert not own["cached"] and own["decoders"][0] == 0 and own["batches"] == second["batches"] == first["batches"]
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*decode*"))
+    assert not own["cached"] and own["decoders"][0] == 0 and own["jpeg_modes"] == [IMAGE_MODES["jpg"]]
+    assert own["batches"] == second["batches"] == first["batches"]
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

@@ -9,14 +9,15 @@ compiles them. Call it before the first ``ffcv`` import of a process.
 
 Each FFCV ``Loader`` then compiles its pipeline's stages (reading a sample, decoding labels, cropping,
 flipping, normalising): about 1.2 s of CPU for a training job's two loaders, again the same functions every
-time. ``cache_loader_functions()`` caches those of ``LOADER_FUNCTIONS`` the same way (numba's key then also
-holds the values the function's closure captured: a normalisation table, a flip probability), and the JPEG
+time. ``cache_loader_functions()`` caches those of ``LOADER_FUNCTIONS`` the same way (the key then also holds
+the values the function's closure captured: a normalisation table, a flip probability), and the JPEG
 decoders' stages (``DECODER_FUNCTIONS``, 0.9 s of a training job's CPU), which call FFCV's C library: through
 ctypes pointers, which numba cannot cache, so they call the same C functions by linker symbols instead
 (``_c_wrappers_by_symbol``), and since their closures hold the compiled functions they call, each cached
-function's entries are keyed on what its machine code is made of (``_identity``) rather than on numba's pickle
-of its closure, which differs in every process. None of it changes a result: the same functions, compiled once
-(tests/test_data.py compares the batches with FFCV's own compilation, to the bit).
+function's entries are keyed on a digest of what goes into its machine code (``_identity``) rather than on
+numba's pickle of its closure, which differs in every process. None of it changes a result: the same functions,
+compiled once (tests/test_data.py compares the batches, from raw pixels and from JPEG files, with FFCV's own
+compilation, to the bit).
 
 The cache lies in one folder per kind of CPU (``cache_folder()``): under ``NUMBA_CACHE_DIR`` where it is set,
 else under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``algoprogress/numba``).
@@ -122,17 +123,17 @@ LOADER_FUNCTIONS = frozenset({
 })
 
 
-# The JPEG decoders' stages (ffcv 1.0.2): besides plain values, their closures hold the functions they call,
-# compiled: cached when each of those is (LOADER_FUNCTIONS, or one of C_WRAPPERS below).
+# The JPEG decoder stage of this project's pipelines (ffcv 1.0.2; the centre and random crops of loaders.py):
+# besides plain values, its closure holds the functions it calls, compiled: cached when each of those is
+# (LOADER_FUNCTIONS, or one of C_WRAPPERS below).
 DECODER_FUNCTIONS = frozenset({
-    ("ffcv.fields.rgb_image", "SimpleRGBImageDecoder.generate_code.<locals>.decode"),
     ("ffcv.fields.rgb_image", "ResizedCropRGBImageDecoder.generate_code.<locals>.decode"),
 })
 
-# FFCV's Python wrappers of its C library that the decoders compile (ffcv/libffcv.py), with the ctypes function
+# FFCV's Python wrappers of its C library that this decoder compiles (ffcv/libffcv.py), with the ctypes function
 # each calls. Numba cannot cache a call through a ctypes pointer (its address is written into the machine code);
 # it can cache a call to a function named by a linker symbol, resolved when the code is loaded.
-C_WRAPPERS = {"imdecode": "ctypes_imdecode", "resize_crop": "ctypes_resize", "memcpy": "ctypes_memcopy"}
+C_WRAPPERS = {"imdecode": "ctypes_imdecode", "resize_crop": "ctypes_resize"}
 
 # the dispatchers made here with the cache on, each with its identity (_identity): a closure holding one of these
 # can be cached in its turn
@@ -140,7 +141,8 @@ _IDENTITIES = weakref.WeakKeyDictionary()
 
 
 def _plain(value) -> bool:
-    """A closure value numba's cache key can hold: a number, a small numeric array, or the loop FFCV chose."""
+    """A value numba can freeze into machine code and a cache key can hold (in a closure, or a global): None, a
+    number, a small numeric array, or the loop FFCV chose."""
     import numba
     import numpy as np
 
@@ -168,9 +170,11 @@ def _cached(value) -> bool:
 @functools.cache
 def _c_wrappers_by_symbol() -> dict:
     """Twins of FFCV's ``C_WRAPPERS``, by the wrapper: the same bytecode, calling the same C function at the same
-    address with the same argument conversions (its ctypes declaration's), but through a linker symbol of this
-    process (``algoprogress_ffcv_<name>``, registered with LLVM here) that numba can cache. Empty where FFCV's
-    library is not as read (the decoders then compile as before)."""
+    address with the signature numba derives from its ctypes declaration, but through a linker symbol of this
+    process (``algoprogress_ffcv_<name>``, registered with LLVM here, before any loader can load cached code) that
+    numba can cache. (One difference in the machine code, none in the call: a boolean goes to C as the C ABI's
+    byte where numba's ctypes path passes a bit; FFCV passes the constant False.) Empty where FFCV's library is
+    not as read: the decoders then compile as before."""
     import ctypes
 
     import llvmlite.binding as llvm
@@ -187,9 +191,12 @@ def _c_wrappers_by_symbol() -> dict:
             wrapper, pointer = getattr(libffcv, wrapper_name), getattr(libffcv, pointer_name)
             if pointer_name not in wrapper.__code__.co_names or wrapper.__closure__:
                 return {}
+            declared = make_function_type(pointer)
+            if declared.cconv is not None:  # not the C calling convention (Windows' stdcall): leave it to ctypes
+                return {}
             symbol = f"algoprogress_ffcv_{pointer.__name__}"
             llvm.add_symbol(symbol, ctypes.cast(pointer, ctypes.c_void_p).value)
-            by_symbol = numba_types.ExternalFunction(symbol, make_function_type(pointer).sig)
+            by_symbol = numba_types.ExternalFunction(symbol, declared.sig)
             twin = types.FunctionType(wrapper.__code__, {**wrapper.__globals__, pointer_name: by_symbol},
                                       wrapper.__name__, wrapper.__defaults__)
             twin.__qualname__ = f"{wrapper.__qualname__}_by_symbol"  # its own cache file
@@ -200,22 +207,40 @@ def _c_wrappers_by_symbol() -> dict:
 
 
 def _identity(function, options: dict, signature) -> str:
-    """What a cached function's machine code is made of, as a digest: its bytecode and constants, the globals numba
-    writes into the code (plain values; a twin's C function and its signature), its closure's values (a compiled
-    function there by its own identity), its options and signature. The same in every process for the same
-    function compiled the same way."""
+    """A digest of what goes into a cached function's machine code, the same in every process for the same
+    function compiled the same way: its source file's content (numba checks the file of the function it caches,
+    not those of the functions compiled into it), its bytecode, names, constants and defaults, the globals numba
+    writes into the code (plain values; a twin's C function with its signature), its closure's values (a compiled
+    function there by its own identity, so a callee's file counts too), its options and signature. Not covered:
+    numba's process-wide settings (``NUMBA_OPT``, ``NUMBA_BOUNDSCHECK``...), which do not change between jobs."""
     from numba.core.serialize import dumps
     from numba.core.types import Type
 
-    globals_ = function.__globals__
+    code, globals_ = function.__code__, function.__globals__
     frozen = sorted((name, f"{value!r} {getattr(value, 'sig', '')}" if isinstance(value, Type) else dumps(value))
-                    for name in function.__code__.co_names if name in globals_ for value in [globals_[name]]
+                    for name in code.co_names if name in globals_ for value in [globals_[name]]
                     if isinstance(value, Type) or (_plain(value) and value is not None))
     closure = [_IDENTITIES[value] if _cached(value) else dumps(value)
                for value in (cell.cell_contents for cell in function.__closure__ or ())]
-    return hashlib.sha256(repr((function.__module__, function.__qualname__, function.__code__.co_code,
-                                function.__code__.co_consts, frozen, closure, sorted(options.items()),
-                                repr(signature))).encode()).hexdigest()
+    return hashlib.sha256(repr((function.__module__, function.__qualname__, _source_digest(code.co_filename),
+                                _code_parts(code), dumps((function.__defaults__, function.__kwdefaults__)),
+                                frozen, closure, sorted(options.items()), repr(signature))).encode()).hexdigest()
+
+
+def _code_parts(code) -> tuple:
+    """Bytecode, names and constants, a nested code object (a comprehension, a lambda) by its own parts and a set
+    in sorted order (its own order changes with the process's string hashing)."""
+    constants = tuple(_code_parts(c) if isinstance(c, types.CodeType)
+                      else sorted(map(repr, c)) if isinstance(c, frozenset) else repr(c) for c in code.co_consts)
+    return code.co_code, code.co_names, constants
+
+
+@functools.cache
+def _source_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:  # no source file: the bytecode stands for it
+        return ""
 
 
 def _keyed_by_identity(dispatcher, identity: str) -> None:
