@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from algoprogress.analysis import analyse_measured, threshold_sweep
+from algoprogress.provenance import cpu_model
 from algoprogress.thresholds import compute_at_thresholds
 
 
@@ -65,11 +66,7 @@ def main() -> None:
         started = time.perf_counter()
         sweep = threshold_sweep(curves, thresholds[0], dates, analysis)
         sweep_times.append(time.perf_counter() - started)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     print(f"{args.curves} curves x {args.evaluations} evaluations ({len(curves):,} rows), 2 thresholds, "
           f"per-model summary, every fit and its bootstrap ({args.draws} draws, "
           f"levels: {' + '.join(result['bootstrap']['levels'])}): median {statistics.median(times):.2f} s over "

@@ -78,20 +78,11 @@ def pytest_xdist_make_scheduler(config, log):
     return ByGroup(config, log)
 
 
-def cpu_model() -> str:
-    """The CPU's model name as lscpu and /proc/cpuinfo give it (the 2-core machines are AMD EPYC or Intel Xeon)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # Every timing is a figure of one CPU kind (docs/timing.md): the last lines of a run, CI's included, say which.
     if not hasattr(config, "workerinput"):
+        from algoprogress.provenance import cpu_model
+
         machine = f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
         terminalreporter.write_line(f"machine: {machine}")
 

@@ -153,11 +153,8 @@ def _plain(value) -> bool:
 
 
 def _cacheable(function) -> bool:
-    name = (function.__module__, function.__qualname__)
-    closure = [cell.cell_contents for cell in function.__closure__ or ()]
-    if name in LOADER_FUNCTIONS:
-        return all(_plain(value) for value in closure)
-    return name in DECODER_FUNCTIONS and all(_plain(value) or _cached(value) for value in closure)
+    return ((function.__module__, function.__qualname__) in LOADER_FUNCTIONS | DECODER_FUNCTIONS
+            and all(_plain(cell.cell_contents) or _cached(cell.cell_contents) for cell in function.__closure__ or ()))
 
 
 def _cached(value) -> bool:

@@ -36,6 +36,17 @@ def source_revision() -> dict:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu and /proc/cpuinfo give it (platform.processor() is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(device, dist: Distributed) -> dict:
     import torch
 
