@@ -1,6 +1,8 @@
 import itertools
 import math
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import validate_config
 from algoprogress.flops import count_at_resolutions, per_image_costs
+from algoprogress.provenance import cpu_model
 from algoprogress.schedules import evaluation_steps, learning_rate
 from algoprogress.training import TrainingJob, train
 from tests.helpers import short_job
@@ -118,7 +121,18 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
 
     assert len(meta["git_commit"]) == 40 and meta["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert meta["gpus"] == torch.cuda.device_count()
+    assert meta["cpu"] == cpu_model()
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_curve_names_the_cpu_model_as_lscpu_does():
+    """A curve's metadata names the CPU's model ("AMD EPYC ...", "Intel(R) Xeon(R) ..."), not only "x86_64":
+    the same seed gives another curve on another CPU's kernels."""
+    listing = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if shutil.which("lscpu") else ""
+    named = re.search(r"^Model name:\s*(.+)$", listing, re.MULTILINE)
+    if named is None:
+        pytest.skip("lscpu names no CPU model here")
+    assert cpu_model() == named.group(1).strip()
 
 
 def test_same_seed_same_curve_on_cpu(mnist_betons, tmp_path):

@@ -48,10 +48,11 @@ def cpu_model() -> str:
 
 
 def hardware(device, dist: Distributed) -> dict:
+    """The device a curve was trained on, and the CPU's model either way: on a CPU its kernels make the numbers
+    (the same seed gives another curve on an Intel Xeon than on an AMD EPYC), on a GPU box it decodes the data."""
     import torch
 
     if device.type == "cuda":
         return {"device": "cuda", "gpu_model": torch.cuda.get_device_name(device), "gpus": dist.world_size,
-                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
-    return {"device": "cpu", "cpu": platform.processor() or platform.machine(), "gpus": 0,
-            "processes": dist.world_size}
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "cpu": cpu_model()}
+    return {"device": "cpu", "cpu": cpu_model(), "gpus": 0, "processes": dist.world_size}
