@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -175,7 +176,9 @@ def test_threshold_sweep_figure_with_unbounded_intervals(tmp_path):
     sweep.loc[1, "doubling_time_months_high"] = None  # unbounded above
     sweep.to_csv(tmp_path / "s.csv", index=False)
     threshold_sweep_figure(pd.read_csv(tmp_path / "s.csv"), THRESHOLD, "t", tmp_path / "s.png")
-    threshold_sweep_figure(sweep.iloc[0:0], THRESHOLD, "t", tmp_path / "empty.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no empty legend
+        threshold_sweep_figure(sweep.iloc[0:0], THRESHOLD, "t", tmp_path / "empty.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "empty.png").exists()
 
 

@@ -135,7 +135,8 @@ def threshold_sweep_figure(sweep: pd.DataFrame, marked: list[dict], title: str, 
     ax.set_ylabel("doubling time of efficiency (months)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    if len(fitted):  # nothing to name otherwise (and matplotlib warns of an empty legend)
+        ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
 
 
