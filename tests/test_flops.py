@@ -47,5 +47,6 @@ def test_a_count_keeps_to_the_threads_it_is_given(repo, tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "counting on 1 CPU thread(s)" in result.stderr
+    assert "Warning" not in result.stderr, result.stderr  # fvcore's import warned that torch.jit.script is deprecated
     counted = json.loads(out.read_text())["by_resolution"]["32"]["multiply_adds_per_image"]
     assert counted == count_multiply_adds("squeezenet1_1", 10, 32)["multiply_adds_per_image"]

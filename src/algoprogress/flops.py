@@ -34,6 +34,7 @@ count_flops says so and the count records ``disagreement``.
 from __future__ import annotations
 
 import logging
+import warnings
 
 FLOP_PER_MULTIPLY_ADD = 2
 TRAINING_PASSES_PER_FORWARD = 3
@@ -157,7 +158,10 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
     """fvcore's forward multiply-add count of one image, with what it left uncounted."""
     import fvcore
     import torch
-    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():  # fvcore.nn scripts its focal loss at import, which torch calls deprecated
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     from algoprogress.architectures import build_model
 
