@@ -169,17 +169,20 @@ def test_threshold_sweep_is_empty_when_too_few_models_can_be_compared():
 
 
 def test_threshold_sweep_figure_with_unbounded_intervals(tmp_path):
-    from algoprogress.plots import threshold_sweep_figure
+    from algoprogress.plots import measured_vs_published_figure, threshold_sweep_figure
 
     curves, dates = synthetic_curves()
     sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"points": 4}})
     sweep.loc[1, "doubling_time_months_high"] = None  # unbounded above
     sweep.to_csv(tmp_path / "s.csv", index=False)
     threshold_sweep_figure(pd.read_csv(tmp_path / "s.csv"), THRESHOLD, "t", tmp_path / "s.png")
+    empty = pd.DataFrame(columns=["model", "published", "compute"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no empty legend
         threshold_sweep_figure(sweep.iloc[0:0], THRESHOLD, "t", tmp_path / "empty.png")
+        measured_vs_published_figure(empty, "measured", empty, "published", tmp_path / "empty_sets.png", "t")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "empty.png").exists()
+    assert (tmp_path / "empty_sets.png").exists()
 
 
 def test_figures_of_a_curve_with_only_its_step_zero_evaluation(tmp_path):

@@ -33,6 +33,12 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
+def _legend(ax, **options) -> None:
+    """A legend where something is labelled (a figure of empty input has nothing to name, and matplotlib warns)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
+
+
 def _interval_text(fit: dict, prefix: str = "") -> str:
     low, high = fit.get("doubling_time_months_low"), fit.get("doubling_time_months_high")
     if low is None and high is None:
@@ -97,7 +103,7 @@ def efficiency_panel(ax, points: pd.DataFrame, fits: dict, title: str, level: fl
     ax.set_ylabel("training FLOP to reach the threshold")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower left")
+    _legend(ax, fontsize=6.5, loc="lower left")
 
 
 def efficiency_figure(panels: list[dict], path: str | Path, level: float = 0.95, robust: bool = False) -> None:
@@ -135,8 +141,7 @@ def threshold_sweep_figure(sweep: pd.DataFrame, marked: list[dict], title: str, 
     ax.set_ylabel("doubling time of efficiency (months)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    if len(fitted):  # nothing to name otherwise (and matplotlib warns of an empty legend)
-        ax.legend(fontsize=7, loc="upper left")
+    _legend(ax, fontsize=7, loc="upper left")
     _save(fig, path)
 
 
@@ -169,7 +174,7 @@ def measured_vs_published_figure(measured: pd.DataFrame, measured_label: str, pu
     ax.set_ylabel("efficiency factor over the earliest model")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    _legend(ax, fontsize=7, loc="upper left")
     _save(fig, path)
 
 
@@ -195,7 +200,7 @@ def learning_curves_figure(curves: pd.DataFrame, metric: str, threshold: float, 
     ax.set_xlabel("cumulative training FLOP")
     ax.set_ylabel(metric)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    _legend(ax, fontsize=7, loc="upper left")
     _save(fig, path)
 
 
@@ -222,5 +227,5 @@ def model_curve_figure(curves: pd.DataFrame, crossings: pd.DataFrame, thresholds
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{model}: crossings marked x", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    _legend(ax, fontsize=7, loc="upper left")
     _save(fig, path)
