@@ -57,15 +57,27 @@ def node_idle():
     return result.returncode == 0 and result.stdout.strip() in {"idle", "mix", "alloc"}
 
 
-def alive(pid: int) -> bool:
-    """Whether a process still runs: a zombie (exited, not yet reaped by whoever adopted it) does not, but a
-    leader thread that has ended while other threads go on does (it too shows as a zombie)."""
+def process_state(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process, from /proc/<pid>/stat; None if there is none."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], fields[19]  # fields 3 and 22 of proc(5)
+
+
+def alive(pid: int, since: str) -> bool:
+    """Whether the process started at ``since`` still runs: not if its pid now names another process, nor if it
+    is a zombie (exited, not yet reaped by whoever adopted it), but yes if only its leader thread has ended while
+    other threads go on (that too shows as a zombie)."""
+    state = process_state(pid)
+    if state is None or state[1] != since:
+        return False
+    try:
         threads = len(os.listdir(f"/proc/{pid}/task"))
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return state != "Z" or threads > 1
+    return state[0] != "Z" or threads > 1
 
 
 # slurmd waits up to 120 s for its own threads on SIGTERM (_wait_for_all_threads(120) in slurmd.c); CI once waited
@@ -73,21 +85,32 @@ def alive(pid: int) -> bool:
 EXIT_SECONDS = 150
 
 
-def stop(name: str, pid: int | None, log: Path | None = None):
+def stop(name: str, pid: int, since: str, log: Path | None = None):
     """SIGTERM a daemon and wait until it has exited (slurmctld saves its state first); one that outlasts its own
-    shutdown bound is killed, with a warning that quotes the end of its log."""
-    if pid is None or not alive(pid):
+    shutdown bound is killed, with a warning that quotes the end of its log. ``since``: its start time, so that a
+    pid taken over by another process is never signalled."""
+    if not alive(pid, since):
         return
     os.kill(pid, signal.SIGTERM)
     try:
-        wait_for(lambda: not alive(pid), EXIT_SECONDS, f"{name} (process {pid}) to exit")
+        wait_for(lambda: not alive(pid, since), EXIT_SECONDS, f"{name} (process {pid}) to exit")
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):  # it may have exited at last
-            os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), 30, f"{name} (process {pid}) to exit after SIGKILL")
+        if alive(pid, since):  # checked again just before: it may have exited at last
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid, since), 30, f"{name} (process {pid}) to exit after SIGKILL")
         tail = log.read_text(errors="replace").splitlines()[-5:] if log and log.exists() else []
         warnings.warn(f"{name} (process {pid}) had not exited {EXIT_SECONDS} s after SIGTERM and was killed; "
                       f"its log ends: {' | '.join(tail)}", stacklevel=2)
+
+
+def started(name: str, log: Path | None = None) -> tuple:
+    """The newest process of that name, as stop() takes it: (name, pid, start time, log)."""
+    pid = pid_of(name)
+    state = process_state(pid) if pid is not None else None
+    if state is None:
+        raise RuntimeError(f"{name} did not start (see {log})" if log else f"{name} did not start")
+    return name, pid, state[1], log
 
 
 def pid_of(name: str) -> int | None:
@@ -113,24 +136,33 @@ def slurm_cluster(tmp_path_factory):
 
     if pid_of("slurmctld") or pid_of("slurmd"):
         pytest.skip("a SLURM daemon is already running here: not starting a second one")
-    started = []
+    daemons = []
     try:
         if pid_of("munged") is None:
             Path("/run/munge").mkdir(parents=True, exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
             run("munged", "--force")
-            started.append(("munged", pid_of("munged"), None))
+            daemons.append(started("munged"))
         run("slurmctld")
-        started.append(("slurmctld", pid_of("slurmctld"), state / "slurmctld.log"))
+        daemons.append(started("slurmctld", state / "slurmctld.log"))
         run("slurmd")
-        started.append(("slurmd", pid_of("slurmd"), state / "slurmd.log"))
+        daemons.append(started("slurmd", state / "slurmd.log"))
         wait_for(node_idle, 60, "the SLURM node to come up")
         yield {"host": host, "state": state}
     finally:
-        subprocess.run(["scancel", "--user", "root"], capture_output=True, timeout=30)
-        for name, pid, log in reversed(started):  # slurmd, slurmctld, then munged if it was ours
-            stop(name, pid, log)
-        CONF.unlink(missing_ok=True)
+        problems = []
+        try:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):  # the daemons are stopped anyway
+                subprocess.run(["scancel", "--user", "root"], capture_output=True, timeout=30)
+            for daemon in reversed(daemons):  # slurmd, slurmctld, then munged if it was ours: each, whatever happens
+                try:
+                    stop(*daemon)
+                except (TimeoutError, OSError) as error:
+                    problems.append(f"{daemon[0]}: {error}")
+        finally:
+            CONF.unlink(missing_ok=True)
+        if problems:
+            raise RuntimeError("stopping the test cluster: " + "; ".join(problems))
 
 
 # What a cluster's profile leaves to the site, set for the one test node (CPU only: no GPUs).

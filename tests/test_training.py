@@ -1,5 +1,6 @@
 import itertools
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -128,7 +129,8 @@ def test_training_writes_a_curve_with_the_schema_and_the_flop_convention(mnist_b
 def test_a_curve_names_the_cpu_model_as_lscpu_does():
     """A curve's metadata names the CPU's model ("AMD EPYC ...", "Intel(R) Xeon(R) ..."), not only "x86_64":
     the same seed gives another curve on another CPU's kernels."""
-    listing = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if shutil.which("lscpu") else ""
+    listing = subprocess.run(["lscpu"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}).stdout \
+        if shutil.which("lscpu") else ""
     named = re.search(r"^Model name:\s*(.+)$", listing, re.MULTILINE)
     if named is None:
         pytest.skip("lscpu names no CPU model here")

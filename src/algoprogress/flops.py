@@ -160,7 +160,7 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
     import torch
 
     with warnings.catch_warnings():  # fvcore.nn scripts its focal loss at import, which torch calls deprecated
-        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is ", category=FutureWarning)
         from fvcore.nn import FlopCountAnalysis
 
     from algoprogress.architectures import build_model

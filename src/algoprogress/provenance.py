@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -37,13 +38,22 @@ def source_revision() -> dict:
 
 
 def cpu_model() -> str:
-    """The CPU's model name as lscpu and /proc/cpuinfo give it (platform.processor() is often empty on Linux)."""
+    """The CPU's model name as lscpu gives it: /proc/cpuinfo's "model name" (x86), else lscpu's "Model name" (Arm
+    machines' cpuinfo has none: "Neoverse-V2"), else the architecture (platform.processor() is often empty)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    try:
+        listing = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                                 env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    for line in listing.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
