@@ -40,7 +40,7 @@ import algoprogress.loaders
 from algoprogress.ffcv_import import DECODER_FUNCTIONS, LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
 from algoprogress.loaders import train_loader, val_loader
 
-if sys.argv[3:] == ["ffcv-own"]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
+if "ffcv-own" in sys.argv[3:]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
     algoprogress.loaders.cache_loader_functions = lambda: False
     cached = False
 else:
@@ -57,13 +57,14 @@ for images, labels in batches:
     digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
 stored = Reader(jpeg_folder + "/val.beton")  # metadata fields are named f0, f1, ... in field order
 jpeg_modes = sorted({int(mode) for mode in stored.metadata[f"f{stored.field_names.index('image')}"]["mode"]})
-if sys.argv[3:] == ["augmented"]:
-    # the ImageNet recipes' augmentations on two threads (parallel stages): FFCV does not seed numba's random
-    # numbers, so these batches differ from run to run and are not compared
-    augmented, _ = train_loader(folder + "/train.beton", 50, 32, 2, seed=0, device=cpu, random_resized_crop=True,
-                                flip=True)
-    for _ in augmented:  # every batch: a loader thread left running at exit can abort the process
-        pass
+if "augmented" in sys.argv[3:]:
+    # the ImageNet recipes' augmentations (seeded random crops and flips) on two threads (parallel stages), from
+    # raw pixels and from JPEG files: every batch (a loader thread left running at exit can abort the process)
+    for path in (folder, jpeg_folder):
+        augmented, _ = train_loader(path + "/train.beton", 10, 32, 2, seed=0, device=cpu, random_resized_crop=True,
+                                    flip=True)
+        for images, labels in augmented:
+            digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
 
 def counts(dispatchers):
     return [sum(sum(getattr(d.stats, kind).values()) for d in dispatchers) for kind in ("cache_hits", "cache_misses")]
@@ -93,7 +94,8 @@ def jpeg_betons(tmp_path_factory):
 
 def load_as_a_job(folder, jpeg_folder, cache_dir, *mode):
     """In a new process: the first training batch and validation batches (raw pixels and JPEG, two crop ratios;
-    then, with "augmented", an epoch of random crops and flips on two threads), and numba's cache hits and misses."""
+    then, with "augmented", an epoch of random crops and flips on two threads, raw and JPEG), and numba's cache hits
+    and misses; with "ffcv-own", every stage compiled by FFCV itself."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder), str(jpeg_folder), *mode], env=env,
                             capture_output=True, text=True, check=True, timeout=300)
@@ -112,7 +114,7 @@ def loaded_twice(mnist_betons, jpeg_betons, tmp_path_factory):
 def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monkeypatch):
     """The second process loads numba's typed-dictionary functions and the loaders' stages (reading, the JPEG
     decoders with centre and random crops, flips, normalising; one and two threads) from the cache, in this CPU
-    kind's folder, and its batches are the first one's."""
+    kind's folder, and its batches are the first one's, the random crops and flips among them."""
     from algoprogress.ffcv_import import cache_folder
 
     cache_dir, first, second = loaded_twice
@@ -132,7 +134,7 @@ def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, 
     as without a cache (no other folder is used instead), nothing fails, and the batches are the same."""
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked)
+    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked, "augmented")
     _, first, _ = loaded_twice
     assert not alone["cached"] and alone["batches"] == first["batches"]
     for kind in ("typed_dicts", "loader", "decoders"):
@@ -143,14 +145,62 @@ def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, 
 def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, jpeg_betons, tmp_path):
     """FFCV compiling every stage itself, its JPEG decoders calling its C library through ctypes pointers (which
     numba cannot cache): the same batches, to the bit, as the stages loaded from the cache, whose decoders call
-    the same C functions by linker symbols; JPEG-stored images among them. (The random crops and flips on two
-    threads are compared with nothing: FFCV does not seed numba's random numbers.)"""
+    the same C functions by linker symbols; JPEG-stored images, random crops and flips on two threads among them."""
     from ffcv.fields.rgb_image import IMAGE_MODES
 
-    own = load_as_a_job(mnist_betons[0], jpeg_betons, tmp_path / "cache", "ffcv-own")
+    own = load_as_a_job(mnist_betons[0], jpeg_betons, tmp_path / "cache", "ffcv-own", "augmented")
     _, first, second = loaded_twice
     assert not own["cached"] and own["decoders"][0] == 0 and own["jpeg_modes"] == [IMAGE_MODES["jpg"]]
     assert own["batches"] == second["batches"] == first["batches"]
+
+
+def epochs_of(folder, seed, epochs=2, workers=1, crop=False, flip=False):
+    """Every training image of ``epochs`` epochs, as uint8 arrays (the normalisation undone), batch by batch."""
+    import torch
+
+    from algoprogress.loaders import IMAGENET_MEAN, IMAGENET_STD, train_loader
+
+    loader, _ = train_loader(folder / "train.beton", 50, 32, workers, seed, torch.device("cpu"),
+                             random_resized_crop=crop, flip=flip)
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return [[(images * std + mean).round().to(torch.uint8).numpy() for images, _ in loader] for _ in range(epochs)]
+
+
+def test_random_crops_and_flips_are_the_seeds_on_any_number_of_threads(mnist_betons):
+    """The ImageNet recipes' augmentations: the same seed gives the same crops and flips, on one loader thread or
+    two (a runtime setting: a resumed job may have other workers); another seed other ones. (FFCV's own draw from
+    numba's unseeded per-thread generator: they differed in every run.)"""
+    folder, _ = mnist_betons
+    one = epochs_of(folder, seed=3, crop=True, flip=True)
+    assert len(one[0]) == 4  # 200 images in full batches of 50
+    for other in (epochs_of(folder, seed=3, crop=True, flip=True),
+                  epochs_of(folder, seed=3, workers=2, crop=True, flip=True)):
+        assert all(np.array_equal(a, b) for epoch, again in zip(one, other, strict=True)
+                   for a, b in zip(epoch, again, strict=True))
+    another = epochs_of(folder, seed=4, crop=True, flip=True)
+    assert not np.array_equal(np.concatenate(one[0]), np.concatenate(another[0]))
+
+
+def test_flips_are_fair_and_drawn_anew_each_epoch(mnist_betons):
+    """Against the same seed's unflipped images (the same order: it is the seed's and the epoch's), each image is
+    itself or its mirror, about half of them mirrored, and an image's flip in one epoch says nothing of the next;
+    a random crop is not the centre crop."""
+    folder, _ = mnist_betons
+    plain, flipped = epochs_of(folder, seed=5), epochs_of(folder, seed=5, flip=True)
+    mirrored_by_image = []
+    for plain_epoch, flipped_epoch in zip(plain, flipped, strict=True):
+        images, augmented = np.concatenate(plain_epoch), np.concatenate(flipped_epoch)
+        mirrored = np.array([np.array_equal(b, a[:, :, ::-1]) and not np.array_equal(b, a)
+                             for a, b in zip(images, augmented, strict=True)])
+        unchanged = np.array([np.array_equal(a, b) for a, b in zip(images, augmented, strict=True)])
+        assert (mirrored | unchanged).all()
+        assert 0.35 < mirrored.mean() < 0.65, mirrored.mean()
+        mirrored_by_image.append({a.tobytes(): m for a, m in zip(images, mirrored, strict=True)})
+    first, second = mirrored_by_image
+    same = np.mean([first[image] == second[image] for image in first])
+    assert 0.3 < same < 0.7, same  # the same decision for every image would be 1.0
+    cropped = np.concatenate(epochs_of(folder, seed=5, epochs=1, crop=True)[0])
+    assert np.mean([not np.array_equal(a, b) for a, b in zip(np.concatenate(plain[0]), cropped, strict=True)]) > 0.9
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

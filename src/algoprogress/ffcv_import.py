@@ -118,8 +118,8 @@ LOADER_FUNCTIONS = frozenset({
     ("ffcv.fields.basics", "BasicDecoder.generate_code.<locals>.decoder"),
     ("ffcv.fields.rgb_image", "get_center_crop"),
     ("ffcv.fields.rgb_image", "get_random_crop"),
-    ("ffcv.transforms.flip", "RandomHorizontalFlip.generate_code.<locals>.flip"),
     ("ffcv.transforms.normalize", "NormalizeImage.generate_code_cpu.<locals>.normalize_convert"),
+    ("algoprogress.augmentations", "SeededRandomHorizontalFlip.generate_code.<locals>.flip"),
 })
 
 
@@ -128,6 +128,7 @@ LOADER_FUNCTIONS = frozenset({
 # (LOADER_FUNCTIONS, or one of C_WRAPPERS below).
 DECODER_FUNCTIONS = frozenset({
     ("ffcv.fields.rgb_image", "ResizedCropRGBImageDecoder.generate_code.<locals>.decode"),
+    ("algoprogress.augmentations", "SeededRandomResizedCrop.generate_code.<locals>.decode"),
 })
 
 # FFCV's Python wrappers of its C library that this decoder compiles (ffcv/libffcv.py), with the ctypes function

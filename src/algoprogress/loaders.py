@@ -16,10 +16,13 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
 
 
-def _image_pipeline(decoder, device, flip: bool) -> list:
-    from ffcv.transforms import NormalizeImage, RandomHorizontalFlip, ToDevice, ToTensor, ToTorchImage
+def _image_pipeline(decoder, device, flip_seed: int | None) -> list:
+    """The image's stages; with ``flip_seed``, random horizontal flips that seed decides."""
+    from ffcv.transforms import NormalizeImage, ToDevice, ToTensor, ToTorchImage
 
-    stages = [decoder] + ([RandomHorizontalFlip()] if flip else [])
+    from algoprogress.augmentations import SeededRandomHorizontalFlip
+
+    stages = [decoder] + ([SeededRandomHorizontalFlip(flip_seed)] if flip_seed is not None else [])
     if device.type == "cuda":
         return stages + [
             ToTensor(),
@@ -50,18 +53,21 @@ def train_loader(
     distributed: bool = False,
     crop_min_scale: float = 0.35,
 ):
-    """(loader, decoder): shuffled (seeded, so a rerun sees the same order), full batches only.
+    """(loader, decoder): shuffled (seeded, so a rerun sees the same order), full batches only; random crops and
+    flips, if asked for, decided by the seed too (``augmentations``), so a rerun sees the same images.
 
     Setting ``decoder.output_size`` before an epoch changes the training resolution (progressive
     resizing, as in FFCV's ImageNet example). With ``distributed``, each process of a torchrun job
     gets its share of every batch (FFCV's distributed order; ``batch_size`` is per process).
     """
     cache_loader_functions()
-    from ffcv.fields.decoders import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+    from ffcv.fields.decoders import CenterCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
+    from algoprogress.augmentations import SeededRandomResizedCrop
+
     if random_resized_crop:
-        decoder = RandomResizedCropRGBImageDecoder((resolution, resolution), scale=(crop_min_scale, 1.0))
+        decoder = SeededRandomResizedCrop((resolution, resolution), seed, scale=(crop_min_scale, 1.0))
     else:
         decoder = CenterCropRGBImageDecoder((resolution, resolution), ratio=1.0)
     loader = Loader(
@@ -72,7 +78,7 @@ def train_loader(
         seed=seed,
         drop_last=True,
         distributed=distributed,
-        pipelines={"image": _image_pipeline(decoder, device, flip), "label": _label_pipeline(device)},
+        pipelines={"image": _image_pipeline(decoder, device, seed if flip else None), "label": _label_pipeline(device)},
     )
     return loader, decoder
 
@@ -93,7 +99,7 @@ def val_loader(path: str, batch_size: int, resolution: int, workers: int, device
         order=OrderOption.SEQUENTIAL,
         drop_last=False,
         indices=indices,
-        pipelines={"image": _image_pipeline(decoder, device, flip=False), "label": _label_pipeline(device)},
+        pipelines={"image": _image_pipeline(decoder, device, flip_seed=None), "label": _label_pipeline(device)},
     )
 
 
