@@ -7,7 +7,8 @@ alternating; the median images/s of each is reported. The first FFCV pass (numba
 the first DataLoader pass (page cache) are not counted. FFCV is measured with each way of storing
 the images (--write-mode, repeatable): `jpg` (every image JPEG quality 90: the same decoding work as
 the DataLoader), `proportion` (FFCV's ImageNet advice and config/imagenet.yaml's: half JPEG, half
-raw pixels) and `raw`.
+raw pixels) and `raw`; each with FFCV's own crop and flip and with the seeded ones the training jobs use
+(algoprogress.augmentations).
 
 Goal (issue 6): FFCV at least 3x faster than the DataLoader on the 2-core machine.
 
@@ -33,16 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jpeg_folder import write_jpeg_folder
 
 
-def ffcv_loader(path: Path, side: int, batch_size: int, workers: int):
+def ffcv_loader(path: Path, side: int, batch_size: int, workers: int, seeded: bool = False):
+    """FFCV's loader with its own random crop and flip, or (``seeded``) with this project's, which the seed decides
+    (algoprogress.augmentations: what the training jobs use)."""
+    from algoprogress.ffcv_import import cache_loader_functions
+
+    cache_loader_functions()
     from ffcv.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import RandomHorizontalFlip, Squeeze, ToTensor, ToTorchImage
 
+    from algoprogress.augmentations import SeededRandomHorizontalFlip, SeededRandomResizedCrop
+
+    augment = ([SeededRandomResizedCrop((side, side), 0, scale=(0.08, 1.0)), SeededRandomHorizontalFlip(0)] if seeded
+               else [RandomResizedCropRGBImageDecoder((side, side), scale=(0.08, 1.0)), RandomHorizontalFlip()])
     return Loader(str(path), batch_size=batch_size, num_workers=workers, order=OrderOption.RANDOM, seed=0,
-                  drop_last=False, pipelines={
-                      "image": [RandomResizedCropRGBImageDecoder((side, side), scale=(0.08, 1.0)),
-                                RandomHorizontalFlip(), ToTensor(), ToTorchImage()],
-                      "label": [IntDecoder(), ToTensor(), Squeeze()]})
+                  drop_last=False, pipelines={"image": [*augment, ToTensor(), ToTorchImage()],
+                                              "label": [IntDecoder(), ToTensor(), Squeeze()]})
 
 
 def torchvision_loader(root: Path, side: int, batch_size: int, workers: int):
@@ -95,8 +103,9 @@ def main(argv=None):
             })
             prepare_dataset(config["dataset"], betons[mode], folder / "loading-val.beton",
                             folder / "loading-manifest.json", args.workers)
-    loaders = {f"ffcv ({mode})": ffcv_loader(path, args.side, args.batch_size, args.workers)
-               for mode, path in betons.items()}
+    loaders = {f"ffcv{' seeded' if seeded else ''} ({mode})": ffcv_loader(path, args.side, args.batch_size,
+                                                                          args.workers, seeded)
+               for mode, path in betons.items() for seeded in (False, True)}
     loaders["torchvision"] = torchvision_loader(root, args.side, args.batch_size, args.workers)
     for loader in loaders.values():
         one_pass(loader)  # warm-up: numba compilation, worker start, page cache
