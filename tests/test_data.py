@@ -8,6 +8,7 @@ import pytest
 
 from algoprogress.config import validate_config
 from algoprogress.data import DataError, image_folder, prepare_dataset, stratified_split
+from algoprogress.ffcv_import import cache_loader_functions
 from algoprogress.fileio import read_json, sha256_of_file
 from tests.helpers import write_image_folder
 
@@ -57,14 +58,14 @@ for images, labels in batches:
     digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
 stored = Reader(jpeg_folder + "/val.beton")  # metadata fields are named f0, f1, ... in field order
 jpeg_modes = sorted({int(mode) for mode in stored.metadata[f"f{stored.field_names.index('image')}"]["mode"]})
+augmented = hashlib.sha256()
 if "augmented" in sys.argv[3:]:
-    # the ImageNet recipes' augmentations (seeded random crops and flips) on two threads (parallel stages), from
-    # raw pixels and from JPEG files: every batch (a loader thread left running at exit can abort the process)
-    for path in (folder, jpeg_folder):
-        augmented, _ = train_loader(path + "/train.beton", 10, 32, 2, seed=0, device=cpu, random_resized_crop=True,
-                                    flip=True)
-        for images, labels in augmented:
-            digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
+    # the ImageNet recipes' augmentations (seeded random crops and flips) on two threads (parallel stages): every
+    # batch (a loader thread left running at exit can abort the process)
+    loader, _ = train_loader(folder + "/train.beton", 50, 32, 2, seed=0, device=cpu, random_resized_crop=True,
+                             flip=True)
+    for images, labels in loader:
+        augmented.update(images.numpy().tobytes() + labels.numpy().tobytes())
 
 def counts(dispatchers):
     return [sum(sum(getattr(d.stats, kind).values()) for d in dispatchers) for kind in ("cache_hits", "cache_misses")]
@@ -76,6 +77,7 @@ def dispatchers(names):
 typed = [getattr(typeddict, name) for name in TYPED_DICT_FUNCTIONS]
 print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(dispatchers(LOADER_FUNCTIONS)),
                   "decoders": counts(dispatchers(DECODER_FUNCTIONS)), "batches": digest.hexdigest(),
+                  "augmented": augmented.hexdigest(),
                   "jpeg_modes": jpeg_modes}))
 """
 
@@ -94,8 +96,8 @@ def jpeg_betons(tmp_path_factory):
 
 def load_as_a_job(folder, jpeg_folder, cache_dir, *mode):
     """In a new process: the first training batch and validation batches (raw pixels and JPEG, two crop ratios;
-    then, with "augmented", an epoch of random crops and flips on two threads, raw and JPEG), and numba's cache hits
-    and misses; with "ffcv-own", every stage compiled by FFCV itself."""
+    then, with "augmented", an epoch of random crops and flips on two threads), and numba's cache hits and misses;
+    with "ffcv-own", every stage compiled by FFCV itself."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder), str(jpeg_folder), *mode], env=env,
                             capture_output=True, text=True, check=True, timeout=300)
@@ -122,7 +124,7 @@ def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monke
     for kind in ("typed_dicts", "loader", "decoders"):  # [hits, misses] over the functions of each kind
         assert first[kind][1] > 0, first  # compiled and saved (later loaders may load what the first saved)
         assert second[kind][0] > 0 and second[kind][1] == 0, second  # all loaded
-    assert second["batches"] == first["batches"]
+    assert second["batches"] == first["batches"] and second["augmented"] == first["augmented"]
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache_dir))
     folder = cache_folder()
     assert folder.parent == cache_dir and any(folder.rglob("*.nbc"))
@@ -134,7 +136,7 @@ def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, 
     as without a cache (no other folder is used instead), nothing fails, and the batches are the same."""
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked, "augmented")
+    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked)
     _, first, _ = loaded_twice
     assert not alone["cached"] and alone["batches"] == first["batches"]
     for kind in ("typed_dicts", "loader", "decoders"):
@@ -152,10 +154,12 @@ def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, jpeg_b
     _, first, second = loaded_twice
     assert not own["cached"] and own["decoders"][0] == 0 and own["jpeg_modes"] == [IMAGE_MODES["jpg"]]
     assert own["batches"] == second["batches"] == first["batches"]
+    assert own["augmented"] == second["augmented"] == first["augmented"]
 
 
 def epochs_of(folder, seed, epochs=2, workers=1, crop=False, flip=False):
-    """Every training image of ``epochs`` epochs, as uint8 arrays (the normalisation undone), batch by batch."""
+    """Every training image of ``epochs`` epochs of ``train_loader`` (what a training job loads), as uint8 arrays
+    (the normalisation undone), batch by batch."""
     import torch
 
     from algoprogress.loaders import IMAGENET_MEAN, IMAGENET_STD, train_loader
@@ -166,10 +170,44 @@ def epochs_of(folder, seed, epochs=2, workers=1, crop=False, flip=False):
     return [[(images * std + mean).round().to(torch.uint8).numpy() for images, _ in loader] for _ in range(epochs)]
 
 
+def images_of(path, order_seed, stages, epochs=2, batch_size=50):
+    """Every image of ``epochs`` epochs in FFCV's random order of ``order_seed``, through the image ``stages``
+    given, uint8, one array per epoch."""
+    from ffcv.fields.decoders import IntDecoder
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.transforms import Squeeze, ToTensor, ToTorchImage
+
+    loader = Loader(str(path), batch_size=batch_size, num_workers=1, order=OrderOption.RANDOM, seed=order_seed,
+                    drop_last=True, pipelines={"image": [*stages, ToTensor(), ToTorchImage()],
+                                               "label": [IntDecoder(), ToTensor(), Squeeze()]})
+    return [np.concatenate([images.numpy() for images, _ in loader]) for _ in range(epochs)]
+
+
+def centre(side=32):
+    cache_loader_functions()
+    from ffcv.fields.decoders import CenterCropRGBImageDecoder
+
+    return CenterCropRGBImageDecoder((side, side), ratio=1.0)
+
+
+def seeded_crop(seed, side=32, **options):
+    cache_loader_functions()
+    from algoprogress.augmentations import SeededRandomResizedCrop
+
+    return SeededRandomResizedCrop((side, side), seed, **{"scale": (0.35, 1.0), **options})
+
+
+def seeded_flip(seed):
+    cache_loader_functions()
+    from algoprogress.augmentations import SeededRandomHorizontalFlip
+
+    return SeededRandomHorizontalFlip(seed)
+
+
 def test_random_crops_and_flips_are_the_seeds_on_any_number_of_threads(mnist_betons):
     """The ImageNet recipes' augmentations: the same seed gives the same crops and flips, on one loader thread or
-    two (a runtime setting: a resumed job may have other workers); another seed other ones. (FFCV's own draw from
-    numba's unseeded per-thread generator: they differed in every run.)"""
+    two (a runtime setting: a resumed job may have other workers); another seed, in the same order, other ones.
+    (FFCV's own draw from numba's unseeded per-thread generator: they differed in every run.)"""
     folder, _ = mnist_betons
     one = epochs_of(folder, seed=3, crop=True, flip=True)
     assert len(one[0]) == 4  # 200 images in full batches of 50
@@ -177,30 +215,42 @@ def test_random_crops_and_flips_are_the_seeds_on_any_number_of_threads(mnist_bet
                   epochs_of(folder, seed=3, workers=2, crop=True, flip=True)):
         assert all(np.array_equal(a, b) for epoch, again in zip(one, other, strict=True)
                    for a, b in zip(epoch, again, strict=True))
-    another = epochs_of(folder, seed=4, crop=True, flip=True)
-    assert not np.array_equal(np.concatenate(one[0]), np.concatenate(another[0]))
+    path = folder / "train.beton"
+    for stages in ([seeded_crop(4)], [centre(), seeded_flip(4)]):  # the same order (seed 3), each augmentation's
+        ours = images_of(path, 3, [seeded_crop(3)] if len(stages) == 1 else [centre(), seeded_flip(3)], epochs=1)
+        assert not np.array_equal(ours[0], images_of(path, 3, stages, epochs=1)[0])
 
 
-def test_flips_are_fair_and_drawn_anew_each_epoch(mnist_betons):
-    """Against the same seed's unflipped images (the same order: it is the seed's and the epoch's), each image is
-    itself or its mirror, about half of them mirrored, and an image's flip in one epoch says nothing of the next;
-    a random crop is not the centre crop."""
-    folder, _ = mnist_betons
-    plain, flipped = epochs_of(folder, seed=5), epochs_of(folder, seed=5, flip=True)
-    mirrored_by_image = []
-    for plain_epoch, flipped_epoch in zip(plain, flipped, strict=True):
-        images, augmented = np.concatenate(plain_epoch), np.concatenate(flipped_epoch)
+def test_flips_and_crops_are_fair_and_drawn_anew_each_epoch(mnist_betons):
+    """Against the same order's unflipped images, each image is itself or its mirror, about half of them mirrored,
+    and an image's flip in one epoch says nothing of the next; an image's random crop differs from epoch to epoch
+    and from the centre crop."""
+    path = mnist_betons[0] / "train.beton"
+    plain = images_of(path, 5, [centre()])
+    flipped, cropped = images_of(path, 5, [centre(), seeded_flip(5)]), images_of(path, 5, [seeded_crop(5)])
+    mirrored_by_image, crop_by_image = [], []
+    for images, augmented, crops in zip(plain, flipped, cropped, strict=True):
         mirrored = np.array([np.array_equal(b, a[:, :, ::-1]) and not np.array_equal(b, a)
                              for a, b in zip(images, augmented, strict=True)])
         unchanged = np.array([np.array_equal(a, b) for a, b in zip(images, augmented, strict=True)])
         assert (mirrored | unchanged).all()
         assert 0.35 < mirrored.mean() < 0.65, mirrored.mean()
         mirrored_by_image.append({a.tobytes(): m for a, m in zip(images, mirrored, strict=True)})
+        crop_by_image.append({a.tobytes(): c.tobytes() for a, c in zip(images, crops, strict=True)})
+        assert np.mean([not np.array_equal(a, c) for a, c in zip(images, crops, strict=True)]) > 0.9
     first, second = mirrored_by_image
     same = np.mean([first[image] == second[image] for image in first])
     assert 0.3 < same < 0.7, same  # the same decision for every image would be 1.0
-    cropped = np.concatenate(epochs_of(folder, seed=5, epochs=1, crop=True)[0])
-    assert np.mean([not np.array_equal(a, b) for a, b in zip(np.concatenate(plain[0]), cropped, strict=True)]) > 0.9
+    first, second = crop_by_image
+    assert np.mean([first[image] == second[image] for image in first]) < 0.1
+
+
+def test_the_seeded_crop_decodes_as_ffcvs_own(mnist_betons, jpeg_betons):
+    """Its decoding is a copy of FFCV's: a "random" crop of the whole image (area share 1, aspect ratio 1, on these
+    square images) is FFCV's centre crop of ratio 1, to the bit, from raw pixels and from JPEG files."""
+    for path in (mnist_betons[0] / "train.beton", jpeg_betons / "train.beton"):
+        whole = images_of(path, 0, [seeded_crop(0, scale=(1.0, 1.0), ratio=(1.0, 1.0))], epochs=1, batch_size=25)
+        assert np.array_equal(whole[0], images_of(path, 0, [centre()], epochs=1, batch_size=25)[0])
 
 
 def test_mnist_betons_load_with_ffcv(mnist_betons):

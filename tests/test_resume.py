@@ -1,6 +1,6 @@
 """A training job killed (SIGKILL) or ended (SIGTERM, as SLURM does at a time limit) resumes from its
 checkpoint to the same curve as an uninterrupted run: same evaluation points and, on CPU with the same
-seed, the same metrics."""
+seed, the same metrics; with random crops and flips, which the seed decides."""
 
 import signal
 import subprocess
@@ -27,7 +27,7 @@ def job_files(mnist_betons, tmp_path_factory):
     config = {
         "dataset": {"max_images_per_class": 30},
         "training": {"epochs": 6, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2, "eval_batch_size": 100,
-                     "lr": 0.05},
+                     "lr": 0.05, "random_resized_crop": True, "flip": True},  # the ImageNet recipes' augmentations
         "models": [{"name": MODEL, "published": "2018-07-30"}, {"name": "resnet18", "published": "2015-12-10"}],
     }
     (root / "config.yaml").write_text(yaml.safe_dump(config))

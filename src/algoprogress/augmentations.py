@@ -6,7 +6,9 @@ in every process, so a rerun or a resumed job did not train on the images an uni
 the same distributions (the crop through FFCV's own ``get_random_crop``) from numbers that only the seed and the
 batch decide: each sample's come from (seed, the batch's sample indices in order, the sample's index), hashed with
 splitmix64. The batch's indices are FFCV's random order, a function of (seed, epoch), so each epoch crops and flips
-anew, the same in every run of that seed, on any number of loader threads, and after a resume.
+anew (unless a process's batches hold one image each: its key is then the same every epoch), the same in every run
+of that seed, on any number of loader threads, and after a resume. The seed is a constant of the compiled stages:
+each seed compiles (and caches) its own.
 
 Import after ``ffcv_import.cache_loader_functions()`` (this imports FFCV): their stages are cached like FFCV's.
 """

@@ -208,9 +208,11 @@ def _identity(function, options: dict, signature) -> str:
     """A digest of what goes into a cached function's machine code, the same in every process for the same
     function compiled the same way: its source file's content (numba checks the file of the function it caches,
     not those of the functions compiled into it), its bytecode, names, constants and defaults, the globals numba
-    writes into the code (plain values; a twin's C function with its signature), its closure's values (a compiled
-    function there by its own identity, so a callee's file counts too), its options and signature. Not covered:
+    writes into the code (plain values; a twin's C function with its signature), the compiled functions it calls by
+    a global name (their file and code), its closure's values (a compiled function there by its own identity, so a
+    callee's file counts too), its options and signature. Not covered:
     numba's process-wide settings (``NUMBA_OPT``, ``NUMBA_BOUNDSCHECK``...), which do not change between jobs."""
+    from numba.core.dispatcher import Dispatcher
     from numba.core.serialize import dumps
     from numba.core.types import Type
 
@@ -218,11 +220,16 @@ def _identity(function, options: dict, signature) -> str:
     frozen = sorted((name, f"{value!r} {getattr(value, 'sig', '')}" if isinstance(value, Type) else dumps(value))
                     for name in code.co_names if name in globals_ for value in [globals_[name]]
                     if isinstance(value, Type) or (_plain(value) and value is not None))
+    # compiled functions it calls by a global name (augmentations' hash): by their file and code (one level)
+    callees = sorted((name, _source_digest(value.py_func.__code__.co_filename), _code_parts(value.py_func.__code__))
+                     for name in code.co_names if name in globals_ for value in [globals_[name]]
+                     if isinstance(value, Dispatcher))
     closure = [_IDENTITIES[value] if _cached(value) else dumps(value)
                for value in (cell.cell_contents for cell in function.__closure__ or ())]
-    return hashlib.sha256(repr((function.__module__, function.__qualname__, _source_digest(code.co_filename),
-                                _code_parts(code), dumps((function.__defaults__, function.__kwdefaults__)),
-                                frozen, closure, sorted(options.items()), repr(signature))).encode()).hexdigest()
+    parts = (function.__module__, function.__qualname__, _source_digest(code.co_filename), _code_parts(code),
+             dumps((function.__defaults__, function.__kwdefaults__)), frozen, callees, closure,
+             sorted(options.items()), repr(signature))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _code_parts(code) -> tuple:
