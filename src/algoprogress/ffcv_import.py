@@ -216,14 +216,13 @@ def _identity(function, options: dict, signature) -> str:
     from numba.core.serialize import dumps
     from numba.core.types import Type
 
-    code, globals_ = function.__code__, function.__globals__
+    code = function.__code__
+    named = [(name, function.__globals__[name]) for name in code.co_names if name in function.__globals__]
     frozen = sorted((name, f"{value!r} {getattr(value, 'sig', '')}" if isinstance(value, Type) else dumps(value))
-                    for name in code.co_names if name in globals_ for value in [globals_[name]]
-                    if isinstance(value, Type) or (_plain(value) and value is not None))
+                    for name, value in named if isinstance(value, Type) or (_plain(value) and value is not None))
     # compiled functions it calls by a global name (augmentations' hash): by their file and code (one level)
     callees = sorted((name, _source_digest(value.py_func.__code__.co_filename), _code_parts(value.py_func.__code__))
-                     for name in code.co_names if name in globals_ for value in [globals_[name]]
-                     if isinstance(value, Dispatcher))
+                     for name, value in named if isinstance(value, Dispatcher))
     closure = [_IDENTITIES[value] if _cached(value) else dumps(value)
                for value in (cell.cell_contents for cell in function.__closure__ or ())]
     parts = (function.__module__, function.__qualname__, _source_digest(code.co_filename), _code_parts(code),

@@ -63,6 +63,8 @@ def hardware(device, dist: Distributed) -> dict:
     import torch
 
     if device.type == "cuda":
-        return {"device": "cuda", "gpu_model": torch.cuda.get_device_name(device), "gpus": dist.world_size,
-                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "cpu": cpu_model()}
-    return {"device": "cpu", "cpu": cpu_model(), "gpus": 0, "processes": dist.world_size}
+        used = {"device": "cuda", "gpu_model": torch.cuda.get_device_name(device), "gpus": dist.world_size,
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    else:
+        used = {"device": "cpu", "gpus": 0, "processes": dist.world_size}
+    return {**used, "cpu": cpu_model()}
