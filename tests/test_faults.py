@@ -323,12 +323,18 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
 def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, tmp_path):
     """Rows: a second snakemake on the same directory is refused, nothing clobbered; Snakemake itself killed
     (with its jobs: the machine lost) -> after --unlock the next run reruns only incomplete jobs."""
+    def two_cheap_jobs(config):  # one seed of two models, both ShuffleNetV2 0.5 (the cheaper tiny model)
+        one_seed(config)
+        config["models"][1].update(name="shufflenet_again", arch="shufflenet_v2_x0_5")
+
     workdir = tmp_path / "run"
-    config = tiny_with(workflow_copy, tmp_path, one_seed)  # two training jobs
+    config = tiny_with(workflow_copy, tmp_path, two_cheap_jobs)
     curves_only = [f"results/curves/{model['name']}/base/seed0.parquet"  # the analysis is no part of this row
                    for model in yaml.safe_load(config.read_text())["models"]]
+    # one job at a time: the second training job runs when the first has finished (two alike side by side could
+    # both finish before the kill)
     command = [snakemake_bin, *curves_only, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir),
-               "--cores", "2", "--configfile", str(config)]
+               "--cores", "1", "--configfile", str(config)]
     log = tmp_path / "first.log"
     first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     curve_dir = workdir / "results" / "curves"
@@ -340,7 +346,8 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
 
-    while "(Rule: train)" not in log.read_text():  # Snakemake has recorded a finished training job
+    # Snakemake has recorded a finished training job and started the other
+    while "(Rule: train)" not in log.read_text() or log.read_text().count("rule train:") < 2:
         assert first.poll() is None and time.monotonic() < deadline, "the first run ended before a curve was written"
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its running job, as when the machine is lost
