@@ -82,9 +82,11 @@ def frontier_mask(points: pd.DataFrame) -> pd.Series:
 
 
 def _ols(years: np.ndarray, log2_compute: np.ndarray, robust: bool):
-    import statsmodels.api as sm
+    # the two modules, not statsmodels.api, which imports all of statsmodels (0.25 CPU-s more per process)
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
 
-    model = sm.OLS(log2_compute, sm.add_constant(years))
+    model = OLS(log2_compute, add_constant(years))
     return model.fit(cov_type="HC3", use_t=True) if robust else model.fit()
 
 
@@ -160,13 +162,13 @@ def _add_factors(result: dict, reference: dict | None, best) -> None:
 
 def confidence_band(points: pd.DataFrame, years: np.ndarray, level: float = 0.95, robust: bool = False):
     """Fitted compute and its pointwise confidence band (of the mean) at ``years``, or None."""
-    import statsmodels.api as sm
+    from statsmodels.tools.tools import add_constant
 
     points = usable_points(points)
     if len(points) < 3 or points["year"].nunique() < 2:
         return None
     fit = _ols(points["year"].to_numpy(), np.log2(points["compute"].to_numpy()), robust and len(points) >= HC3_MIN_N)
-    frame = fit.get_prediction(sm.add_constant(np.asarray(years, dtype=float), has_constant="add")).summary_frame(
+    frame = fit.get_prediction(add_constant(np.asarray(years, dtype=float), has_constant="add")).summary_frame(
         alpha=1 - level)
     return (2.0 ** frame["mean"].to_numpy(), 2.0 ** frame["mean_ci_lower"].to_numpy(),
             2.0 ** frame["mean_ci_upper"].to_numpy())
