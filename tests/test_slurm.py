@@ -1,5 +1,5 @@
-"""The tiny experiment (one seed per model) on a real single-node SLURM, through profiles/slurm; one of its
-curves retrained locally, and one preempted and resumed under SLURM, both equal to SLURM's.
+"""The tiny experiment (one seed per model) on a real single-node SLURM, through profiles/slurm, one of its
+training jobs preempted and resumed there; that curve retrained locally, uninterrupted, equal to SLURM's.
 
 The fixture installs Debian's slurm-wlm and munge where missing (it needs root), writes a minimal
 /etc/slurm/slurm.conf (jobs do not see SLURM_CONF, so it must be there), starts munged, slurmctld and
@@ -183,13 +183,50 @@ def one_seed_config(workflow_copy, tmp_path_factory):
     return tiny_with(workflow_copy, tmp_path_factory.mktemp("slurm-config"), one_seed)
 
 
+# The training job SLURM ends once mid-training: MobileNetV2, whose dropout puts a random-number state into the
+# checkpoint it resumes from (ShuffleNetV2 0.5, the other tiny model, has none)
+PREEMPTED_MODEL = "mobilenet_v2"
+PREEMPTED_CURVE = Path("results", "curves", PREEMPTED_MODEL, "base", "seed0.parquet")
+# the plugin's name for a job's wildcards, in its SLURM comment and the folder of its SLURM log
+PREEMPTED_WILDCARDS = f"{PREEMPTED_MODEL}_base_0"
+
+
+def running_slurm_jobs(comment_part: str) -> list[str]:
+    """Ids of the running SLURM jobs whose comment (the plugin's "rule_<rule>_wildcards_<values>") has the part."""
+    listed = run("squeue", "-h", "-t", "RUNNING", "-o", "%i %k", check=False, timeout=10).stdout.splitlines()
+    return [line.split()[0] for line in listed if comment_part in line]
+
+
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_path_factory):
+    """The tiny experiment (one seed) through the SLURM profile, during which SLURM ends MobileNetV2's training job
+    with SIGTERM once it has taken some steps (as on preemption or at a time limit): it checkpoints, fails, is
+    resubmitted (the profile's retries) and resumes from its checkpoint."""
     workdir = tmp_path_factory.mktemp("slurm-run")
-    result = snakemake(snakemake_bin, workflow_copy, workdir, "--profile", str(workflow_copy / "profiles" / "slurm"),
-                       *TEST_OVERRIDES, configfile=one_seed_config)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return workdir, result.stdout + result.stderr
+    command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+               "--configfile", str(one_seed_config), "--profile", str(workflow_copy / "profiles" / "slurm"),
+               *TEST_OVERRIDES]
+    train_log = workdir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log"
+    output = workdir.parent / "snakemake.out"
+    with open(output, "w") as sink:
+        snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+
+    def training_under_way():
+        # its progress bar shows steps done (from step 1 on: the bar prints about every 2 s, and the first print
+        # after a step taken leaves the most time for the signal)
+        assert snakemake_run.poll() is None, output.read_text()[-4000:]
+        return train_log.exists() and any(f" {done}/" in train_log.read_text() for done in range(1, 40))
+
+    try:
+        wait_for(training_under_way, 600, "MobileNetV2's training job to take some steps")
+        jobs = running_slurm_jobs(f"rule_train_wildcards_{PREEMPTED_WILDCARDS}")
+        assert len(jobs) == 1, f"{jobs}: MobileNetV2's training job should be running (ended before the signal?)"
+        run("scancel", "--signal=TERM", jobs[0])  # to the job step, as SLURM signals a job it ends
+        assert snakemake_run.wait(timeout=900) == 0, output.read_text()[-4000:]
+    finally:
+        if snakemake_run.poll() is None:
+            snakemake_run.terminate()
+    return workdir, output.read_text()
 
 
 @pytest.mark.slow
@@ -206,37 +243,47 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
     alone = [log for log in rule_logs if rule_of[log] not in grouped]
     assert len(rule_logs) >= 12 and {rule_of[log] for log in rule_logs} >= grouped
     group_jobs = [line for line in submitted if "group_analysis" in line]
-    assert len(submitted) == len(alone) + len(group_jobs) and 1 <= len(group_jobs) < len(grouped)
+    retried = 1  # the preempted training job, submitted twice
+    assert len(submitted) == len(alone) + retried + len(group_jobs) and 1 <= len(group_jobs) < len(grouped)
     for log in rule_logs:
         first = log.read_text().splitlines()[0]
         assert "SLURM job " in first, f"{log} did not run under SLURM: {first}"
     assert list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
 
 
-# the curves the tests below train again: locally, ShuffleNetV2 0.5, the cheaper model; preempted under SLURM,
-# MobileNetV2, whose dropout puts a random-number state into the preempted job's checkpoint (ShuffleNetV2 has none)
-TRAINED_LOCALLY = Path("results", "curves", "shufflenet_v2_x0_5", "base", "seed0.parquet")
-RETRAINED_MODEL = "mobilenet_v2"
-TRAINED_AGAIN = Path("results", "curves", RETRAINED_MODEL, "base", "seed0.parquet")
+@pytest.mark.slow
+def test_a_preempted_training_job_is_resubmitted_and_resumes(slurm_run):
+    """The training job that SLURM ended with SIGTERM checkpointed where it was, failed, and its resubmission
+    resumed there (that its curve is the uninterrupted one: the local comparison below)."""
+    workdir, output = slurm_run
+    submissions = [line for line in output.splitlines()
+                   if "submitted with SLURM jobid" in line and f"rule_train/{PREEMPTED_WILDCARDS}/" in line]
+    assert len(submissions) == 2, output[-4000:]  # the preempted job and its retry
+    slurm_logs = sorted((workdir / ".snakemake" / "slurm_logs" / "rule_train" / PREEMPTED_WILDCARDS).glob("*.log"))
+    stopped = [log for log in slurm_logs if "SIGTERM at step" in log.read_text()]
+    assert len(slurm_logs) == 2 and len(stopped) == 1 and "a rerun resumes there" in stopped[0].read_text()
+    train_log = workdir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log"
+    assert "resumed from" in train_log.read_text()
 
 
 @pytest.mark.slow
 def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy, one_seed_config, tmp_path):
-    """A copy of the SLURM run retrains one curve locally, and redoes the thresholds and the trend from it (the
-    figures are left out): the same curve, the same thresholds and the same trend as under SLURM."""
+    """A copy of the SLURM run retrains the preempted model's curve locally, uninterrupted, and redoes the
+    thresholds and the trend from it (the figures are left out): the same curve (so the preempted and resumed
+    job ended as an uninterrupted one), the same thresholds and the same trend as under SLURM."""
     slurm_dir, _ = slurm_run
     local_dir = tmp_path / "local"
     shutil.copytree(slurm_dir, local_dir, symlinks=True)
-    (local_dir / TRAINED_LOCALLY).unlink()
-    targets = [str(TRAINED_LOCALLY), "results/thresholds.csv", "results/trend.json"]
+    (local_dir / PREEMPTED_CURVE).unlink()
+    targets = [str(PREEMPTED_CURVE), "results/thresholds.csv", "results/trend.json"]
     result = snakemake(snakemake_bin, workflow_copy, local_dir, *targets, configfile=one_seed_config)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert trained(output) == [("shufflenet_v2_x0_5", "0")] and "rule thresholds:" in output
-    assert "rule trend:" in output
+    assert trained(output) == [(PREEMPTED_MODEL, "0")] and "rule thresholds:" in output and "rule trend:" in output
+    assert "resumed from" not in (local_dir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log").read_text()
     timing = ["wall_seconds", "eval_seconds"]
-    remote = pd.read_parquet(slurm_dir / TRAINED_LOCALLY).drop(columns=timing)
-    local = pd.read_parquet(local_dir / TRAINED_LOCALLY).drop(columns=timing)
+    remote = pd.read_parquet(slurm_dir / PREEMPTED_CURVE).drop(columns=timing)
+    local = pd.read_parquet(local_dir / PREEMPTED_CURVE).drop(columns=timing)
     pd.testing.assert_frame_equal(local, remote)
     local = pd.read_csv(local_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
     remote = pd.read_csv(slurm_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
@@ -244,49 +291,3 @@ def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy
     local_trend = json.loads((local_dir / "results" / "trend.json").read_text())
     remote_trend = json.loads((slurm_dir / "results" / "trend.json").read_text())
     assert remote_trend["doubling_time_months"] == pytest.approx(local_trend["doubling_time_months"])
-
-
-def running_slurm_jobs() -> list[str]:
-    return run("squeue", "-h", "-t", "RUNNING", "-o", "%i", check=False, timeout=10).stdout.split()
-
-
-@pytest.mark.slow
-def test_a_preempted_training_job_resumes_and_ends_as_an_uninterrupted_one(slurm_run, snakemake_bin, workflow_copy,
-                                                                           one_seed_config, tmp_path):
-    """A training job that SLURM ends mid-training with SIGTERM (as on preemption or at its time limit)
-    checkpoints, fails, is resubmitted (the profile's retries), resumes from its checkpoint, and its
-    finished curve equals the uninterrupted one of the SLURM run."""
-    workdir = tmp_path / "run"
-    slurm_dir, _ = slurm_run
-    shutil.copytree(slurm_dir, workdir, symlinks=True)
-    (workdir / TRAINED_AGAIN).unlink()  # only this training job is to run
-    train_log = workdir / "logs" / "train" / RETRAINED_MODEL / "base" / "seed0.log"
-    train_log.unlink()
-    command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(one_seed_config),
-               "--profile", str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES,
-               str(TRAINED_AGAIN)]  # the target: a missing file whose consumers are up to date is not remade
-    output = tmp_path / "snakemake.out"
-    with open(output, "w") as sink:
-        snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        # training is under way: its progress bar shows steps done
-        # (from step 1 on: the bar prints about every 2 s, and the first print after a step taken leaves the
-        # most time for the signal)
-        wait_for(lambda: train_log.exists() and any(f" {done}/" in train_log.read_text() for done in range(1, 40)),
-                 600, "the training job to take some steps")
-        jobs = running_slurm_jobs()
-        assert len(jobs) == 1, f"{jobs}: the training job alone should be running (ended before the signal?)"
-        run("scancel", "--signal=TERM", jobs[0])  # to the job step, as SLURM signals a job it ends
-        assert snakemake_run.wait(timeout=900) == 0, output.read_text()[-4000:]
-    finally:
-        if snakemake_run.poll() is None:
-            snakemake_run.terminate()
-    log = output.read_text()
-    train_submissions = [line for line in log.splitlines() if "submitted with SLURM jobid" in line and "train" in line]
-    assert len(train_submissions) >= 2, log[-4000:]  # the preempted job and its retry
-    assert "resumed from" in train_log.read_text()
-    timing = ["wall_seconds", "eval_seconds"]
-    uninterrupted = pd.read_parquet(slurm_dir / TRAINED_AGAIN).drop(columns=timing)
-    resumed = pd.read_parquet(workdir / TRAINED_AGAIN).drop(columns=timing)
-    pd.testing.assert_frame_equal(uninterrupted, resumed)
