@@ -20,10 +20,12 @@ TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
 # pytest-xdist's own `--dist loadgroup` does not work with pytest 9 (it renames node ids through an attribute
 # pytest 9 no longer reads), so the workers write each test's group to a file and the scheduler below reads it.
 SHARED_RUN_GROUP = "finished_run"
-# (the groups' sums of test times in a run of 2026-11-29: the finished run ~290 s, SLURM ~230, test_resume ~170,
-# test_faults ~115, test_training ~75, test_data ~40, test_bill ~40, test_imagenet ~25, the rest under 20 each)
-LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_training", "test_data",
-                 "test_bill", "test_imagenet", "test_workflow", "test_thresholds_properties", "test_sweeps"]
+# (the groups' sums of test times in a run under a CPU quota of 1.25 CPUs, bench/test_suite_elsewhere.sh, 2026-11-29:
+# SLURM ~530 s before its preemption joined its run, the finished run ~500, test_resume ~220, test_faults ~150,
+# test_data ~95, test_training ~65, test_bill ~60, test_workflow ~25, test_imagenet ~25, the rest under 25 each)
+LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_data", "test_training",
+                 "test_bill", "test_workflow", "test_imagenet", "test_thresholds_properties", "test_sweeps",
+                 "test_flops", "test_config"]
 GROUPS_FILE = "ALGOPROGRESS_TEST_GROUPS"
 
 
