@@ -207,7 +207,7 @@ def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_
                "--configfile", str(one_seed_config), "--profile", str(workflow_copy / "profiles" / "slurm"),
                *TEST_OVERRIDES]
     train_log = workdir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log"
-    output = workdir.parent / "snakemake.out"
+    output = tmp_path_factory.mktemp("slurm-run-output") / "snakemake.out"
     with open(output, "w") as sink:
         snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
 
@@ -220,7 +220,8 @@ def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_
     try:
         wait_for(training_under_way, 600, "MobileNetV2's training job to take some steps")
         jobs = running_slurm_jobs(f"rule_train_wildcards_{PREEMPTED_WILDCARDS}")
-        assert len(jobs) == 1, f"{jobs}: MobileNetV2's training job should be running (ended before the signal?)"
+        assert len(jobs) == 1, (f"{jobs}: the preemption came too late: MobileNetV2's training job should be running "
+                                "(ended before the signal?)")
         run("scancel", "--signal=TERM", jobs[0])  # to the job step, as SLURM signals a job it ends
         assert snakemake_run.wait(timeout=900) == 0, output.read_text()[-4000:]
     finally:
