@@ -106,12 +106,12 @@ def newest_checkpoint_step(checkpoint):
 
 
 def test_a_sigterm_then_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted, tmp_path):
-    """Rows: SIGTERM once, through the command line, to a job running with other runtime settings (one
-    data-loading worker, a smaller evaluation batch); then SIGKILL at random moments soon after a checkpoint,
-    three times (which may fall mid-step, mid-evaluation or mid-write), to reruns under the default settings. The
-    SIGTERM'd job checkpoints and says where a rerun resumes; runtime keys are no part of the checkpoint's fingerprint, so every rerun
-    resumes from the newest readable checkpoint (a kill during a write leaves the previous one), at the step that
-    checkpoint holds; the final curve has the uninterrupted run's evaluations, none duplicated or missing. (One
+    """Rows: SIGTERM once, through the command line, to a job running with other runtime settings (one data-loading
+    worker, a smaller evaluation batch); then SIGKILL at random moments soon after a checkpoint, three times (which
+    may fall mid-step, mid-evaluation or mid-write), to reruns under the default settings. The SIGTERM'd job
+    checkpoints and says where a rerun resumes; runtime keys are no part of the checkpoint's fingerprint, so every
+    rerun resumes from the newest readable checkpoint (a kill during a write leaves the previous one), at the step
+    that checkpoint holds; the final curve has the uninterrupted run's evaluations, none duplicated or missing. (One
     run for both rows: each interruption costs a process start-up, about 5 CPU-seconds here.)"""
     folder, root = job_files
     config = yaml.safe_load((root / "config.yaml").read_text())
