@@ -16,11 +16,17 @@ def configfiles(value):
     return [str(path) for path in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
+def snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=None, cores=2):
+    """The command line that runs the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny
+    config (or ``configfile``); ``args`` (targets among them) come before the config files."""
+    return [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", str(cores), *args,
+            "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml")]
+
+
 def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
-    """Run the workflow at ``workflow`` (the repository or a copy) in ``workdir`` on the tiny config."""
-    command = [snakemake_bin, "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args,
-               "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    """Run ``snakemake_command`` to its end."""
+    return subprocess.run(snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=configfile),
+                          capture_output=True, text=True, timeout=900)
 
 
 def tiny_with(workflow, folder, change, name="tiny.yaml"):

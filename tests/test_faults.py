@@ -20,7 +20,7 @@ from algoprogress import curves
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.fileio import read_json
 from algoprogress.training import TrainingInterrupted, train
-from tests.helpers import one_seed, short_job, snakemake, tiny_with, trained
+from tests.helpers import one_seed, short_job, snakemake, snakemake_command, tiny_with, trained
 
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
         "val_loss", "train_loss", "lr"]
@@ -333,8 +333,7 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
                    for model in yaml.safe_load(config.read_text())["models"]]
     # one job at a time: the second training job runs when the first has finished (two alike side by side could
     # both finish before the kill)
-    command = [snakemake_bin, *curves_only, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir),
-               "--cores", "1", "--configfile", str(config)]
+    command = snakemake_command(snakemake_bin, workflow_copy, workdir, *curves_only, configfile=config, cores=1)
     log = tmp_path / "first.log"
     first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     curve_dir = workdir / "results" / "curves"

@@ -158,8 +158,8 @@ def test_adding_a_user_architecture_plans_only_its_work(finished_run, snakemake_
     entry = {"name": "tiny_convnet", "arch": f"file:{mine}:tiny_convnet", "published": "2026-11-22",
              "kwargs": {"width": 8}, "training": {"seeds": [0]}}  # one seed: one training job (a start-up) fewer
     configfile = tiny_with(workflow_copy, tmp_path, lambda config: config["models"].append(entry), "with_mine.yaml")
-    seeds = {"0"}
-    mine_curves = ["results/curves/tiny_convnet/base/seed0.parquet"]
+    seeds = {str(seed) for seed in entry["training"]["seeds"]}
+    mine_curves = [f"results/curves/tiny_convnet/base/seed{seed}.parquet" for seed in sorted(seeds)]
 
     def plan():
         result = snakemake(snakemake_bin, workflow_copy, workdir, "-n", configfile=configfile)

@@ -122,12 +122,13 @@ def test_a_sigterm_then_random_sigkills_then_an_exact_curve(repo, job_files, uni
         command(repo, folder, root, out, checkpoint, tmp_path / "workers1.yaml"), checkpoint, signal.SIGTERM)
     assert code != 0 and not out.exists(), "the job was not interrupted before it finished"
     assert "SIGTERM at step" in stderr and "a rerun resumes there" in stderr
+    last_step = uninterrupted["step"].max()
     checkpointed_at = load_checkpoint(checkpoint, load_fingerprint(checkpoint))["step"]
-    assert checkpointed_at < uninterrupted["step"].max()
+    assert checkpointed_at < last_step
 
     cmd = command(repo, folder, root, out, checkpoint)
     rng = np.random.default_rng(2026)
-    resumed_steps, last_step = [], int(uninterrupted["step"].max())
+    resumed_steps = []
     for _ in range(3):
         before = modified_ns(checkpoint)
         process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

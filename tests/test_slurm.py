@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import one_seed, snakemake, tiny_with, trained
+from tests.helpers import one_seed, snakemake, snakemake_command, tiny_with, trained
 
 CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# algoprogress test cluster"
@@ -187,6 +187,7 @@ def one_seed_config(workflow_copy, tmp_path_factory):
 # checkpoint it resumes from (ShuffleNetV2 0.5, the other tiny model, has none)
 PREEMPTED_MODEL = "mobilenet_v2"
 PREEMPTED_CURVE = Path("results", "curves", PREEMPTED_MODEL, "base", "seed0.parquet")
+PREEMPTED_LOG = Path("logs", "train", PREEMPTED_MODEL, "base", "seed0.log")
 # the plugin's name for a job's wildcards, in its SLURM comment and the folder of its SLURM log
 PREEMPTED_WILDCARDS = f"{PREEMPTED_MODEL}_base_0"
 
@@ -203,10 +204,9 @@ def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_
     with SIGTERM once it has taken some steps (as on preemption or at a time limit): it checkpoints, fails, is
     resubmitted (the profile's retries) and resumes from its checkpoint."""
     workdir = tmp_path_factory.mktemp("slurm-run")
-    command = [snakemake_bin, "-s", str(workflow_copy / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-               "--configfile", str(one_seed_config), "--profile", str(workflow_copy / "profiles" / "slurm"),
-               *TEST_OVERRIDES]
-    train_log = workdir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log"
+    command = snakemake_command(snakemake_bin, workflow_copy, workdir, "--profile",
+                                str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES, configfile=one_seed_config)
+    train_log = workdir / PREEMPTED_LOG
     output = tmp_path_factory.mktemp("slurm-run-output") / "snakemake.out"
     with open(output, "w") as sink:
         snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -263,8 +263,7 @@ def test_a_preempted_training_job_is_resubmitted_and_resumes(slurm_run):
     slurm_logs = sorted((workdir / ".snakemake" / "slurm_logs" / "rule_train" / PREEMPTED_WILDCARDS).glob("*.log"))
     stopped = [log for log in slurm_logs if "SIGTERM at step" in log.read_text()]
     assert len(slurm_logs) == 2 and len(stopped) == 1 and "a rerun resumes there" in stopped[0].read_text()
-    train_log = workdir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log"
-    assert "resumed from" in train_log.read_text()
+    assert "resumed from" in (workdir / PREEMPTED_LOG).read_text()
 
 
 @pytest.mark.slow
@@ -281,7 +280,7 @@ def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert trained(output) == [(PREEMPTED_MODEL, "0")] and "rule thresholds:" in output and "rule trend:" in output
-    assert "resumed from" not in (local_dir / "logs" / "train" / PREEMPTED_MODEL / "base" / "seed0.log").read_text()
+    assert "resumed from" not in (local_dir / PREEMPTED_LOG).read_text()
     timing = ["wall_seconds", "eval_seconds"]
     remote = pd.read_parquet(slurm_dir / PREEMPTED_CURVE).drop(columns=timing)
     local = pd.read_parquet(local_dir / PREEMPTED_CURVE).drop(columns=timing)
