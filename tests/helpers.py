@@ -2,11 +2,12 @@
 
 import functools
 import re
-import subprocess
 
 import numpy as np
 import yaml
 from PIL import Image
+
+from tests import snakemake_runner
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
                   "tests/data", "examples"]
@@ -24,9 +25,8 @@ def snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=None, 
 
 
 def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
-    """Run ``snakemake_command`` to its end."""
-    return subprocess.run(snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=configfile),
-                          capture_output=True, text=True, timeout=900)
+    """Run ``snakemake_command`` to its end (tests/snakemake_runner.py)."""
+    return snakemake_runner.run(snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=configfile))
 
 
 def tiny_with(workflow, folder, change, name="tiny.yaml"):

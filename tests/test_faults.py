@@ -20,6 +20,7 @@ from algoprogress import curves
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.fileio import read_json
 from algoprogress.training import TrainingInterrupted, train
+from tests import snakemake_runner
 from tests.helpers import one_seed, short_job, snakemake, snakemake_command, tiny_with, trained
 
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
@@ -342,7 +343,7 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
         assert first.poll() is None and time.monotonic() < deadline, "the first run ended early"
         time.sleep(0.2)
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    second = snakemake_runner.run(command, timeout=300)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
 
     # Snakemake has recorded a finished training job and started the other
@@ -354,10 +355,10 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     finished = {path: digest(path) for path in curve_dir.glob("*/base/seed0.parquet")}
     assert len(finished) == 1
 
-    locked = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    locked = snakemake_runner.run(command, timeout=300)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    assert subprocess.run([*command, "--unlock"], capture_output=True, timeout=300).returncode == 0
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert snakemake_runner.run([*command, "--unlock"], timeout=300).returncode == 0
+    rerun = snakemake_runner.run(command)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     done_model = next(iter(finished)).parent.parent.name
     assert f"wildcards: model={done_model}, trial=base, seed=0" not in rerun.stdout + rerun.stderr
