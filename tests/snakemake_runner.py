@@ -21,6 +21,7 @@ import atexit
 import functools
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
@@ -64,7 +65,17 @@ def _fresh_sys_path(executable: str) -> list[str]:
 def _context():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tests.snakemake_server", __name__])
+    atexit.register(_stop_server)
     return context
+
+
+def _stop_server():
+    """At this process's exit, stop the server and wait for it: its runs' CPU time then counts among this process's
+    children's (what `time make test` and resource.getrusage report), not an orphan's. (Python's own tests stop it
+    so; where the method is missing, the server stops by itself once this process has exited.)"""
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def run(command, cwd=None, timeout=900):
