@@ -43,6 +43,25 @@ def one_seed(config):
     config["training"]["seeds"] = [0]
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of a dry run (empty when nothing is to be done)."""
+    jobs, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            inside, jobs = True, {}
+        elif inside and line.startswith("total"):
+            inside = False
+        elif inside and line.strip() and not line.startswith(("job", "-")):
+            rule, count = line.split()
+            jobs[rule] = int(count)
+    return jobs
+
+
+def train_jobs(output: str) -> set[tuple[str, str, str]]:
+    """(model, trial, seed) of each planned train job."""
+    return set(re.findall(r"rule train:.*?wildcards: model=([^,]+), trial=([^,]+), seed=(\d+)", output, re.DOTALL))
+
+
 def trained(output):
     """(model, seed) of the base-trial training jobs a Snakemake run's output shows."""
     return sorted(set(re.findall(r"wildcards: model=(\S+), trial=base, seed=(\d+)", output)))

@@ -10,9 +10,7 @@ import torch
 from algoprogress.architectures import ModelSourceError, build_model, check_arch, timm_models
 from algoprogress.config import ConfigError, network_spec, validate_config
 from algoprogress.flops import count_at_resolutions, count_multiply_adds
-from tests.helpers import snakemake, tiny_with
-from tests.test_sweeps import train_jobs
-from tests.test_workflow import planned_jobs
+from tests.helpers import planned_jobs, snakemake, tiny_with, train_jobs
 
 EXAMPLE = "file:examples/tiny_convnet.py:tiny_convnet"
 

@@ -3,7 +3,6 @@
 import copy
 import datetime as dt
 import json
-import re
 import shutil
 
 import pandas as pd
@@ -11,8 +10,7 @@ import pytest
 
 from algoprogress.config import ConfigError, validate_config
 from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
-from tests.helpers import snakemake, tiny_with
-from tests.test_workflow import planned_jobs
+from tests.helpers import planned_jobs, snakemake, tiny_with, train_jobs
 
 MODELS = [
     {"name": "alexnet", "published": "2012-06-01"},
@@ -207,11 +205,6 @@ def test_key_order_of_a_grid_does_not_matter():
 
 
 # The workflow: each trial is a training job of its own (dry runs wherever possible).
-
-def train_jobs(output: str) -> set[tuple[str, str, str]]:
-    """(model, trial, seed) of each planned train job."""
-    return set(re.findall(r"rule train:.*?wildcards: model=([^,]+), trial=([^,]+), seed=(\d+)", output, re.DOTALL))
-
 
 def test_a_sweep_plans_one_training_job_per_trial_and_seed(repo, snakemake_bin, tmp_path):
     def change(config):

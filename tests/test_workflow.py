@@ -12,7 +12,7 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import load_config
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
-from tests.helpers import snakemake, tiny_with
+from tests.helpers import planned_jobs, snakemake, tiny_with, train_jobs
 
 SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "threshold_sweep", "plot_learning_curves",
            "plot_model_curve", "published_trend", "compare_with_published"]
@@ -137,20 +137,6 @@ def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, workflow_copy):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from the "Job stats" table of a dry run (empty when nothing is to be done)."""
-    jobs, inside = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            inside, jobs = True, {}
-        elif inside and line.startswith("total"):
-            inside = False
-        elif inside and line.strip() and not line.startswith(("job", "-")):
-            rule, count = line.split()
-            jobs[rule] = int(count)
-    return jobs
-
-
 @pytest.mark.slow
 def test_report_is_self_contained_with_captions(finished_run, snakemake_bin, workflow_copy):
     report = finished_run / "results" / "report.html"
@@ -167,11 +153,14 @@ ANALYSIS_JOBS = {"thresholds": 1, "trend": 1, "threshold_sweep": 1, "compare_wit
                  "plot_learning_curves": 1, "all": 1}
 
 
-def plan_with(snakemake_bin, workflow, workdir, tmp_path, change):
-    """Dry-run the finished tiny run with the tiny config changed by ``change(config)``."""
+def plan_with(snakemake_bin, workflow, workdir, tmp_path, change, trained=None):
+    """Dry-run the finished tiny run with the tiny config changed by ``change(config)``: rule -> job count (and the
+    (model, trial, seed) of each training job planned, into the set ``trained`` where one is given)."""
     changed = tiny_with(workflow, tmp_path, change, "changed.yaml")
     result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=changed)
     assert result.returncode == 0, result.stderr[-2000:]
+    if trained is not None:
+        trained.update(train_jobs(result.stdout + result.stderr))
     return planned_jobs(result.stdout + result.stderr)
 
 
@@ -198,8 +187,10 @@ def test_one_models_training_setting_retrains_that_model_only(finished_run, snak
     def change(config):
         config["models"][1]["training"]["lr"] = 0.02  # MobileNetV2, trained on one seed
 
-    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change) == {
+    trained = set()
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change, trained) == {
         **ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
+    assert trained == {("mobilenet_v2", "base", "0")}
 
 
 @pytest.mark.slow
@@ -281,6 +272,24 @@ def test_bad_config_stops_before_any_job_with_one_line(snakemake_bin, repo, tmp_
     assert errors == [lines[-1]] and errors[0].startswith(f"config error: {key}:"), lines
     assert not any("rule " in line or "Traceback" in line for line in lines), lines
     assert not (tmp_path / "run" / "results").exists()
+
+
+def test_the_forked_snakemake_plans_and_fails_as_the_executable(snakemake_bin, repo, tmp_path, monkeypatch):
+    """The tests' Snakemake runs (tests/snakemake_runner.py, processes forked from a server that has imported
+    Snakemake) against the `snakemake` executable: the same plan of the tiny run, and for a bad config the same
+    exit status and the same lines out, the one-line error last."""
+    bad = tiny_with(repo, tmp_path, lambda config: config["training"].update(batch_size="big"), "bad.yaml")
+    seen = {}
+    for mode in ("exec", "fork"):
+        monkeypatch.setenv("ALGOPROGRESS_TEST_SNAKEMAKE", mode)
+        plan = snakemake(snakemake_bin, repo, tmp_path / mode, "-n")
+        refused = snakemake(snakemake_bin, repo, tmp_path / mode, configfile=bad)
+        seen[mode] = (plan.returncode, planned_jobs(plan.stdout + plan.stderr), train_jobs(plan.stdout + plan.stderr),
+                      refused.returncode, refused.stdout, refused.stderr)
+    assert seen["fork"] == seen["exec"]
+    assert seen["exec"][0] == 0 and seen["exec"][1]["train"] == 3 and len(seen["exec"][2]) == 3
+    last_line = seen["exec"][5].strip().splitlines()[-1]
+    assert seen["exec"][3] != 0 and last_line.startswith("config error: training.batch_size")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
