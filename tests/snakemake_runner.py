@@ -123,8 +123,9 @@ def run(command, cwd=None, timeout=900):
             process.start()
             process.join(timeout)
         except BaseException:  # as subprocess.run: the run does not outlive an interrupted caller
-            process.kill()
-            process.join()
+            if process.pid is not None:  # started
+                process.kill()
+                process.join()
             raise
         if process.exitcode is None:
             process.kill()
