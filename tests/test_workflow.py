@@ -153,15 +153,17 @@ ANALYSIS_JOBS = {"thresholds": 1, "trend": 1, "threshold_sweep": 1, "compare_wit
                  "plot_learning_curves": 1, "all": 1}
 
 
-def plan_with(snakemake_bin, workflow, workdir, tmp_path, change, trained=None):
-    """Dry-run the finished tiny run with the tiny config changed by ``change(config)``: rule -> job count (and the
-    (model, trial, seed) of each training job planned, into the set ``trained`` where one is given)."""
+def dry_run_with(snakemake_bin, workflow, workdir, tmp_path, change):
+    """The output of a dry run of the finished tiny run with the tiny config changed by ``change(config)``."""
     changed = tiny_with(workflow, tmp_path, change, "changed.yaml")
     result = snakemake(snakemake_bin, workflow, workdir, "-n", configfile=changed)
     assert result.returncode == 0, result.stderr[-2000:]
-    if trained is not None:
-        trained.update(train_jobs(result.stdout + result.stderr))
-    return planned_jobs(result.stdout + result.stderr)
+    return result.stdout + result.stderr
+
+
+def plan_with(snakemake_bin, workflow, workdir, tmp_path, change):
+    """Rule -> job count of `dry_run_with`."""
+    return planned_jobs(dry_run_with(snakemake_bin, workflow, workdir, tmp_path, change))
 
 
 @pytest.mark.slow
@@ -187,10 +189,9 @@ def test_one_models_training_setting_retrains_that_model_only(finished_run, snak
     def change(config):
         config["models"][1]["training"]["lr"] = 0.02  # MobileNetV2, trained on one seed
 
-    trained = set()
-    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change, trained) == {
-        **ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
-    assert trained == {("mobilenet_v2", "base", "0")}
+    output = dry_run_with(snakemake_bin, workflow_copy, finished_run, tmp_path, change)
+    assert planned_jobs(output) == {**ANALYSIS_JOBS, "train": 1, "plot_model_curve": 2}
+    assert train_jobs(output) == {("mobilenet_v2", "base", "0")}
 
 
 @pytest.mark.slow
@@ -284,12 +285,14 @@ def test_the_forked_snakemake_plans_and_fails_as_the_executable(snakemake_bin, r
         monkeypatch.setenv("ALGOPROGRESS_TEST_SNAKEMAKE", mode)
         plan = snakemake(snakemake_bin, repo, tmp_path / mode, "-n")
         refused = snakemake(snakemake_bin, repo, tmp_path / mode, configfile=bad)
-        seen[mode] = (plan.returncode, planned_jobs(plan.stdout + plan.stderr), train_jobs(plan.stdout + plan.stderr),
-                      refused.returncode, refused.stdout, refused.stderr)
+        seen[mode] = {"plan_status": plan.returncode, "jobs": planned_jobs(plan.stdout + plan.stderr),
+                      "trained": train_jobs(plan.stdout + plan.stderr), "refused_status": refused.returncode,
+                      "refused_stdout": refused.stdout, "refused_stderr": refused.stderr}
     assert seen["fork"] == seen["exec"]
-    assert seen["exec"][0] == 0 and seen["exec"][1]["train"] == 3 and len(seen["exec"][2]) == 3
-    last_line = seen["exec"][5].strip().splitlines()[-1]
-    assert seen["exec"][3] != 0 and last_line.startswith("config error: training.batch_size")
+    executable = seen["exec"]
+    assert executable["plan_status"] == 0 and executable["jobs"]["train"] == 3 and len(executable["trained"]) == 3
+    last_line = executable["refused_stderr"].strip().splitlines()[-1]
+    assert executable["refused_status"] != 0 and last_line.startswith("config error: training.batch_size")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
