@@ -1,8 +1,6 @@
-import json
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,72 +10,23 @@ from tests.helpers import WORKFLOW_FILES, snakemake
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
 
-# Tests run on pytest-xdist workers (pyproject.toml), in groups that each run whole on one worker: the tests that
-# share the finished tiny run (a session fixture, built once per worker that needs it, and tied to that worker's
-# workflow copy: Snakemake records the absolute paths of its code inputs) form one group, and the other tests
-# one group per module (a module's fixtures built once). Groups start longest first; the SLURM module, mostly
-# waiting for its cluster, starts at once beside the others' work.
-# pytest-xdist's own `--dist loadgroup` does not work with pytest 9 (it renames node ids through an attribute
-# pytest 9 no longer reads), so the workers write each test's group to a file and the scheduler below reads it.
-SHARED_RUN_GROUP = "finished_run"
-# (the groups' sums of test times in a run under a CPU quota of 1.25 CPUs, bench/test_suite_elsewhere.sh, 2026-11-29:
-# SLURM ~530 s before its preemption joined its run, the finished run ~500, test_resume ~220, test_faults ~150,
-# test_data ~95, test_training ~65, test_bill ~60, test_workflow ~25, test_imagenet ~25, the rest under 25 each)
-LONGEST_FIRST = ["test_slurm", SHARED_RUN_GROUP, "test_resume", "test_faults", "test_data", "test_training",
-                 "test_bill", "test_workflow", "test_imagenet", "test_thresholds_properties", "test_sweeps",
-                 "test_flops", "test_config"]
-GROUPS_FILE = "ALGOPROGRESS_TEST_GROUPS"
-
-
-def test_group(item) -> str:
-    return SHARED_RUN_GROUP if "finished_run" in item.fixturenames else item.module.__name__.rsplit(".", 1)[-1]
-
-
-def start_order(group: str) -> int:
-    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
-
-
 def pytest_configure(config):
     # Three workers share two cores, and each job the tests start is a one-thread job (training and FLOP counts
     # set their threads; Snakemake declares one for the rest): torch and MKL work outside such a job (the
     # workers' own FLOP counts, the bill's) keeps to one thread too instead of every core, which on two busy
-    # cores only adds synchronisation (four modules whose work is mostly in-process FLOP counts: 16% less CPU).
-    # Set before torch is imported; the workers and every process they start inherit it (a training job's
-    # numbers depend on its thread count, which the job sets itself, whatever this says).
+    # cores only adds synchronisation. Set before torch is imported; the workers and every process they start
+    # inherit it (a training job's numbers depend on its thread count, which the job sets itself).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
-        fd, path = tempfile.mkstemp(prefix="algoprogress-test-groups-", suffix=".json")
-        os.close(fd)
-        os.environ[GROUPS_FILE] = path  # the workers, started later, inherit it
-        config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
 
 
-def pytest_collection_modifyitems(config, items):
-    path = os.environ.get(GROUPS_FILE)
-    if path and getattr(config, "workerinput", {}).get("workerid") == "gw0":  # every worker collects the same
-        Path(path).write_text(json.dumps({item.nodeid: test_group(item) for item in items}))
-
-
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByGroup(LoadScopeScheduling):
-        """pytest-xdist's scope scheduling, a scope being a test's group, the longest groups handed out first."""
-
-        groups = None
-
-        def _split_scope(self, nodeid):
-            if self.groups is None:  # read once every worker has collected
-                self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text())
-            return self.groups.get(nodeid, nodeid)
-
-        def _assign_work_unit(self, node):
-            # the next unit handed out is the queue's longest group (a scope is a group's name)
-            self.workqueue.move_to_end(min(self.workqueue, key=start_order), last=False)
-            super()._assign_work_unit(node)
-
-    return ByGroup(config, log)
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """pytest-xdist's `--dist loadgroup` (pyproject.toml) runs each group whole on one worker, so that an expensive
+    fixture is built once: the tests that share the finished tiny run form one group, and the other tests of a
+    module one group each (their module's fixtures)."""
+    for item in items:
+        group = "finished_run" if "finished_run" in item.fixturenames else item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

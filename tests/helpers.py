@@ -2,12 +2,11 @@
 
 import functools
 import re
+import subprocess
 
 import numpy as np
 import yaml
 from PIL import Image
-
-from tests import snakemake_runner
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
                   "tests/data", "examples"]
@@ -24,9 +23,15 @@ def snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=None, 
             "--configfile", *configfiles(configfile or workflow / "tests" / "data" / "tiny.yaml")]
 
 
-def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None):
-    """Run ``snakemake_command`` to its end (tests/snakemake_runner.py)."""
-    return snakemake_runner.run(snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=configfile))
+def snakemake(snakemake_bin, workflow, workdir, *args, configfile=None, timeout=900):
+    """Run the `snakemake` executable with ``snakemake_command``'s command line to its end, output captured."""
+    command = snakemake_command(snakemake_bin, workflow, workdir, *args, configfile=configfile)
+    return run(command, timeout=timeout)
+
+
+def run(command, timeout=900):
+    """A command run to its end, its output captured as text."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def tiny_with(workflow, folder, change, name="tiny.yaml"):
@@ -99,7 +104,7 @@ def _shufflenet_settings_and_costs():
     return settings["resolved_training"], per_image_costs(count_at_resolutions("shufflenet_v2_x0_5", 10, [64]))
 
 
-def short_job(folder, seed=0, checkpoint=None, hooks=None, **overrides):
+def short_job(folder, seed=0, checkpoint=None, **overrides):
     """A short in-process training job on the `mnist_betons` fixture's data (``folder``): ShuffleNetV2 0.5, one
     epoch of 10 steps, evaluated after steps 0, 2, 4, 5, 8 and 10 (FLOPs counted once per test process)."""
     from algoprogress.training import TrainingJob
@@ -109,4 +114,4 @@ def short_job(folder, seed=0, checkpoint=None, hooks=None, **overrides):
                 "eval_batch_size": 50, **overrides}
     return TrainingJob("tiny-shuffle", "shufflenet_v2_x0_5", seed, str(folder / "train.beton"),
                        str(folder / "val.beton"), 10, settings, macs, measured, {}, threads=1,
-                       checkpoint_path=checkpoint, hooks=hooks or {})
+                       checkpoint_path=checkpoint)

@@ -16,20 +16,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from algoprogress import curves
+from algoprogress import curves, training
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.fileio import read_json
 from algoprogress.training import TrainingInterrupted, train
-from tests import snakemake_runner
-from tests.helpers import short_job, snakemake, snakemake_command, trained
+from tests.helpers import run, short_job, snakemake, snakemake_command, trained
 
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
         "val_loss", "train_loss", "lr"]
 
 
-def job(folder, checkpoint=None, hooks=None, **overrides):
+def job(folder, checkpoint=None, **overrides):
     """The fault tests' job: tests.helpers.short_job, checkpointed at every evaluation."""
-    return short_job(folder, checkpoint=checkpoint, hooks=hooks, **{"checkpoint_every_seconds": 0, **overrides})
+    return short_job(folder, checkpoint=checkpoint, **{"checkpoint_every_seconds": 0, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +37,38 @@ def reference(mnist_betons, tmp_path_factory):
     return curves.as_curve(train(job(folder), tmp_path_factory.mktemp("reference") / "curve.parquet"))
 
 
-def signal_on_call(name, number):
-    """A hook that sends this process SIGTERM (a real signal) the ``number``-th time it is called."""
-    calls = []
+def sigterm_on_call(patch, owner, name, number, during=None):
+    """``owner.name`` replaced (``patch``: a pytest MonkeyPatch) by the same function that sends this process SIGTERM
+    (a real signal) on its ``number``-th call: after the call returns, or, with ``during``, once ``during(args)`` is
+    reached inside it (``during`` wraps one of the call's arguments and returns the call's new arguments)."""
+    real, calls = getattr(owner, name), []
 
-    def hook():
+    def terminate():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def replaced(*args, **kwargs):
         calls.append(1)
+        if len(calls) == number and during is not None:
+            return real(*during(args, terminate), **kwargs)
+        result = real(*args, **kwargs)
         if len(calls) == number:
-            os.kill(os.getpid(), signal.SIGTERM)
+            terminate()
+        return result
 
-    return {name: hook}
+    patch.setattr(owner, name, replaced)
+
+
+def after_the_first_batch(args, terminate):
+    """`training.evaluate`'s arguments, its loader (the second) sending SIGTERM once its first batch is out."""
+    model, loader, *rest = args
+
+    def batches():
+        for index, batch in enumerate(loader):
+            yield batch
+            if index == 0:
+                terminate()
+
+    return (model, batches(), *rest)
 
 
 def resume_and_compare(folder, checkpoint, out, reference):
@@ -63,8 +84,9 @@ def interrupted_in_an_evaluation(mnist_betons, tmp_path_factory):
     """A job sent SIGTERM during its third evaluation (step 4): (the message it raised, its checkpoint folder)."""
     folder, _ = mnist_betons
     saved = tmp_path_factory.mktemp("interrupted")
-    with pytest.raises(TrainingInterrupted) as raised:
-        train(job(folder, saved / "job.pt", signal_on_call("evaluating", 3)), saved / "curve.parquet")
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(TrainingInterrupted) as raised:
+        sigterm_on_call(patch, training, "evaluate", 3, during=after_the_first_batch)
+        train(job(folder, saved / "job.pt"), saved / "curve.parquet")
     assert not (saved / "curve.parquet").exists()
     return str(raised.value), saved
 
@@ -89,12 +111,17 @@ def test_sigterm_during_an_evaluation(mnist_betons, reference, interrupted_in_an
     resume_and_compare(folder, checkpoint, tmp_path / "curve.parquet", reference)
 
 
-def test_sigterm_during_a_checkpoint_write(mnist_betons, reference, tmp_path):
-    """Row: SIGTERM while a checkpoint is being written -> the write completes whole, the previous is kept."""
+def test_sigterm_during_a_checkpoint_write(mnist_betons, reference, tmp_path, monkeypatch):
+    """Row: SIGTERM while a checkpoint is being written (its file written under its temporary name, not yet renamed)
+    -> the write completes whole, the previous is kept."""
+    import torch
+
     folder, _ = mnist_betons
     checkpoint = tmp_path / "job.pt"
+    sigterm_on_call(monkeypatch, torch, "save", 2)
     with pytest.raises(TrainingInterrupted):
-        train(job(folder, checkpoint, signal_on_call("checkpoint-written", 2)), tmp_path / "curve.parquet")
+        train(job(folder, checkpoint), tmp_path / "curve.parquet")
+    monkeypatch.undo()
     fingerprint = job(folder).fingerprint()
     newest = load_checkpoint(checkpoint, fingerprint)
     assert newest is not None and newest["step"] == 3
@@ -338,7 +365,7 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
         assert first.poll() is None and time.monotonic() < deadline, "the first run ended early"
         time.sleep(0.2)
 
-    second = snakemake_runner.run(command, timeout=300)
+    second = run(command, timeout=300)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
 
     # Snakemake has recorded a finished training job and started the other
@@ -350,10 +377,10 @@ def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, t
     finished = {path: digest(path) for path in curve_dir.glob("*/base/seed*.parquet")}
     assert len(finished) == 1
 
-    locked = snakemake_runner.run(command, timeout=300)
+    locked = run(command, timeout=300)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    assert snakemake_runner.run([*command, "--unlock"], timeout=300).returncode == 0
-    rerun = snakemake_runner.run(command)
+    assert run([*command, "--unlock"], timeout=300).returncode == 0
+    rerun = run(command)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     done_seed = next(iter(finished)).stem.removeprefix("seed")
     assert trained(rerun.stdout + rerun.stderr) == [("shufflenet_v2_x0_5", str(1 - int(done_seed)))]

@@ -275,26 +275,6 @@ def test_bad_config_stops_before_any_job_with_one_line(snakemake_bin, repo, tmp_
     assert not (tmp_path / "run" / "results").exists()
 
 
-def test_the_forked_snakemake_plans_and_fails_as_the_executable(snakemake_bin, repo, tmp_path, monkeypatch):
-    """The tests' Snakemake runs (tests/snakemake_runner.py, processes forked from a server that has imported
-    Snakemake) against the `snakemake` executable: the same plan of the tiny run, and for a bad config the same
-    exit status and the same lines out, the one-line error last."""
-    bad = tiny_with(repo, tmp_path, lambda config: config["training"].update(batch_size="big"), "bad.yaml")
-    seen = {}
-    for mode in ("exec", "fork"):
-        monkeypatch.setenv("ALGOPROGRESS_TEST_SNAKEMAKE", mode)
-        plan = snakemake(snakemake_bin, repo, tmp_path / mode, "-n")
-        refused = snakemake(snakemake_bin, repo, tmp_path / mode, configfile=bad)
-        seen[mode] = {"plan_status": plan.returncode, "jobs": planned_jobs(plan.stdout + plan.stderr),
-                      "trained": train_jobs(plan.stdout + plan.stderr), "refused_status": refused.returncode,
-                      "refused_stdout": refused.stdout, "refused_stderr": refused.stderr}
-    assert seen["fork"] == seen["exec"]
-    executable = seen["exec"]
-    assert executable["plan_status"] == 0 and executable["jobs"]["train"] == 3 and len(executable["trained"]) == 3
-    last_line = executable["refused_stderr"].strip().splitlines()[-1]
-    assert executable["refused_status"] != 0 and last_line.startswith("config error: training.batch_size")
-
-
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_stage_is_a_cli_with_help(repo, script):
     result = subprocess.run([sys.executable, str(repo / "workflow" / "scripts" / f"{script}.py"), "--help"],

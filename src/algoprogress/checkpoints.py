@@ -49,7 +49,7 @@ def previous_checkpoint(path: str | Path) -> Path:
     return path.with_name(path.name + ".prev")
 
 
-def save_checkpoint(path: str | Path, state: dict, on_written=None) -> None:
+def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write atomically; the checkpoint it replaces is kept as ``<path>.prev``."""
     import torch
 
@@ -57,8 +57,6 @@ def save_checkpoint(path: str | Path, state: dict, on_written=None) -> None:
     state = {**state, "digest": state_digest(state)}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
-        if on_written is not None:
-            on_written()
         if path.exists():
             os.replace(path, previous_checkpoint(path))
 

@@ -33,7 +33,6 @@ class TrainingFailed(RuntimeError):
 
 def job_to_json(job: TrainingJob) -> dict:
     data = dataclasses.asdict(job)
-    data.pop("hooks")
     data["multiply_adds"] = {str(k): v for k, v in job.multiply_adds.items()}
     data["measured_flops"] = {str(k): v for k, v in job.measured_flops.items()}
     return data

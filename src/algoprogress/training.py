@@ -72,9 +72,6 @@ class TrainingJob:
     source_file: str | None = None  # a user model's file (a `file:` arch), resolved
     threads: int = 1
     checkpoint_path: str | None = None
-    # test hooks: name -> callable, called at "evaluating" (mid-evaluation) and "checkpoint-written"
-    # (the new checkpoint is on disk under its temporary name, not yet renamed)
-    hooks: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed: everything that determines the curve (so not the
@@ -82,10 +79,6 @@ class TrainingJob:
         return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs,
                 "num_classes": self.num_classes, "settings": results_settings(self.settings),
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
-
-    def hook(self, name: str) -> None:
-        if name in self.hooks:
-            self.hooks[name]()
 
 
 @dataclass
@@ -122,13 +115,13 @@ def keep_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None, threads: int = 1) -> dict:
+def evaluate(model, loader, device, autocast, dist: Distributed, threads: int = 1) -> dict:
     import torch
 
     model.eval()
     total, top1, top5, loss_sum = 0, 0, 0, 0.0
     with torch.no_grad(), autocast():
-        for index, (images, labels) in enumerate(loader):
+        for images, labels in loader:
             keep_threads(threads)
             logits = model(images).float()
             loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
@@ -137,8 +130,6 @@ def evaluate(model, loader, device, autocast, dist: Distributed, on_batch=None, 
             top1 += int(hits[:, 0].sum())
             top5 += int(hits.any(dim=1).sum())
             total += len(labels)
-            if index == 0 and on_batch is not None:
-                on_batch()
     model.train()
     total, top1, top5, loss_sum = dist.sum([total, top1, top5, loss_sum], device)
     return {"val_top1": top1 / total, "val_top5": top5 / total, "val_loss": loss_sum / total}
@@ -390,8 +381,7 @@ class TrainingRun:
         """Evaluate on the validation split and append the curve's row for the current step."""
         state = self.state
         eval_start = time.perf_counter()
-        metrics = evaluate(self.model, self.val_data, self.device, self.autocast, self.dist,
-                           on_batch=lambda: self.job.hook("evaluating"), threads=self.threads)
+        metrics = evaluate(self.model, self.val_data, self.device, self.autocast, self.dist, threads=self.threads)
         state.eval_seconds += time.perf_counter() - eval_start
         state.eval_flops += self.eval_flops_each
         state.rows.append(self._curve_row(metrics))
@@ -431,7 +421,7 @@ class TrainingRun:
             snapshot = {"fingerprint": self.fingerprint, "model": self.core.state_dict(),
                         "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                         **dataclasses.asdict(self.state)}
-            save_checkpoint(job.checkpoint_path, snapshot, on_written=lambda: job.hook("checkpoint-written"))
+            save_checkpoint(job.checkpoint_path, snapshot)
         self.dist.barrier()
 
     def divergence(self, step_index: int) -> str:
