@@ -4,7 +4,7 @@
 # and one a run names when it finds damaged results:
 #   make repair damaged curves set aside (the next run retrains them), damaged data files rewritten
 # Set-up is idempotent: system packages FFCV builds against, a virtual environment in .venv with
-# the exact versions of requirements.txt, and this project installed into it.
+# the exact versions of requirements.txt (the package under src/ is not installed: workflow/scripts/algoprogress_path.py)
 
 PYTHON ?= python3
 VENV := .venv
@@ -32,7 +32,6 @@ $(VENV)/.system-packages:
 $(VENV)/.installed: $(VENV)/.system-packages requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
 run: setup

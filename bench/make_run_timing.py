@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, not installed
+
 from algoprogress.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]

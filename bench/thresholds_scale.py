@@ -14,12 +14,17 @@ import datetime as dt
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, not installed
+
 from algoprogress.analysis import analyse_measured, threshold_sweep
+from algoprogress.config import analysis_settings
 from algoprogress.provenance import cpu_model
 from algoprogress.thresholds import compute_at_thresholds
 
@@ -54,9 +59,7 @@ def main() -> None:
     curves, dates = synthetic_curves(args.curves, args.evaluations)
     thresholds = [{"name": "low", "metric": "val_top1", "value": 0.8, "interpolation": "log-linear"},
                   {"name": "high", "metric": "val_top5", "value": 0.95, "interpolation": "log-linear"}]
-    analysis = {"reference_model": "m0", "confidence_level": 0.95, "robust_errors": False,
-                "headline": {"threshold": None, "set": "frontier", "window": "full"}, "windows": [],
-                "bootstrap": {"draws": args.draws, "seed": 0}, "threshold_sweep": {"points": 20, "min_models": 3}}
+    analysis = analysis_settings({"reference_model": "m0", "bootstrap": {"draws": args.draws}})
     times, sweep_times = [], []
     for _ in range(args.repeats):
         started = time.perf_counter()

@@ -3,19 +3,21 @@ import re
 import sys
 from types import SimpleNamespace
 
-# The workflow's logic lives in the package under src/ (the scripts find it through
-# workflow/scripts/algoprogress_path.py); here it checks the config before any job is planned.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+# The workflow's logic lives in the package under src/, found as the stage scripts find it
+# (workflow/scripts/algoprogress_path.py); here it checks the config before any job is planned.
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+import algoprogress_path
 
 from algoprogress.config import (
     ConfigError,
     check_thresholds_for_classes,
+    curve_settings,
     data_content,
     flop_resolutions,
     headline_threshold,
+    model_table,
     network_spec,
     publication_dates,
-    results_settings,
     sweep_plan,
     trial_training,
     validate_config,
@@ -42,7 +44,7 @@ except (ConfigError, DataError) as error:
 config.clear()
 config.update(_validated)
 
-MODELS = {model["name"]: model for model in config["models"]}
+MODELS = model_table(config)
 
 # Training jobs request `gpu` = their GPU count. Run on one machine without `--resources gpu=N`, the
 # limit is the number of GPUs this machine has, so there are never more training jobs than GPUs; each
@@ -186,16 +188,9 @@ def flop_resolution(wildcards):
 
 
 def trial_settings(wildcards):
-    """A trial's resolved training settings but the runtime keys (workers, evaluation batch, ...) and
-    the seed list: changing them reruns that trial's training only; a runtime key reruns nothing, and
-    adding a seed does not rerun the others.
-    """
-    settings = trial_training(config, wildcards.model, wildcards.trial)
-    return {
-        key: value
-        for key, value in results_settings(settings).items()
-        if key != "seeds"
-    }
+    """What of a trial's training settings determines its curves (algoprogress.config.curve_settings):
+    changing one reruns that trial's training only."""
+    return curve_settings(trial_training(config, wildcards.model, wildcards.trial))
 
 
 def trial_flop_paths(wildcards):

@@ -12,13 +12,17 @@ from algoprogress.analysis import (
     read_published_table,
     threshold_sweep,
 )
+from algoprogress.config import analysis_settings
 from algoprogress.flops import PETAFLOP_S_DAY
 from algoprogress.thresholds import compute_at_threshold
 
-ANALYSIS = {"reference_model": "a", "confidence_level": 0.95, "robust_errors": False,
-            "headline": {"threshold": None, "set": "frontier", "window": "full"}, "windows": [],
-            "bootstrap": {"draws": 200, "seed": 0}}
+ANALYSIS = analysis_settings({"reference_model": "a", "bootstrap": {"draws": 200}})
 THRESHOLD = [{"name": "t", "metric": "val_top1", "value": 0.5}]
+
+
+def with_sweep(**sweep):
+    """The tests' analysis settings with these threshold-sweep settings (the others the schema's defaults)."""
+    return analysis_settings({**ANALYSIS, "threshold_sweep": sweep})
 
 
 def table_of(rows):
@@ -150,8 +154,7 @@ def synthetic_curves():
 
 def test_threshold_sweep_spans_the_measurable_range():
     curves, dates = synthetic_curves()
-    sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"points": 6,
-                                                                                        "min_models": 3}})
+    sweep = threshold_sweep(curves, THRESHOLD[0], dates, with_sweep(points=6))
     assert len(sweep) == 6 and sweep["threshold"].is_monotonic_increasing
     assert sweep["threshold"].min() > 0.1  # above every model's first evaluation: no step-0 crossings
     assert sweep["doubling_time_months"].notna().all() and (sweep["models_reached"] >= 3).all()
@@ -164,7 +167,7 @@ def test_threshold_sweep_spans_the_measurable_range():
 
 def test_threshold_sweep_is_empty_when_too_few_models_can_be_compared():
     curves, dates = synthetic_curves()
-    sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"min_models": 5}})
+    sweep = threshold_sweep(curves, THRESHOLD[0], dates, with_sweep(min_models=5))
     assert sweep.empty
 
 
@@ -172,7 +175,7 @@ def test_threshold_sweep_figure_with_unbounded_intervals(tmp_path):
     from algoprogress.plots import measured_vs_published_figure, threshold_sweep_figure
 
     curves, dates = synthetic_curves()
-    sweep = threshold_sweep(curves, THRESHOLD[0], dates, {**ANALYSIS, "threshold_sweep": {"points": 4}})
+    sweep = threshold_sweep(curves, THRESHOLD[0], dates, with_sweep(points=4))
     sweep.loc[1, "doubling_time_months_high"] = None  # unbounded above
     sweep.to_csv(tmp_path / "s.csv", index=False)
     threshold_sweep_figure(pd.read_csv(tmp_path / "s.csv"), THRESHOLD, "t", tmp_path / "s.png")

@@ -67,13 +67,14 @@ def jpeg_betons(tmp_path_factory):
     return out
 
 
-def test_crops_and_flips_are_the_same_in_another_process_on_other_threads(mnist_betons):
+def test_crops_and_flips_are_the_same_in_another_process_on_other_threads(mnist_betons, repo):
     """An epoch of the seeded random crops and flips (what a training job of the ImageNet recipes loads), in two
     new processes, one loader thread and two: the same images (loader threads are a runtime setting; each process
     draws anew from numba's generator, which FFCV's own crops and flips left unseeded)."""
     folder, _ = mnist_betons
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     digests = [subprocess.run([sys.executable, "-c", AUGMENTED_EPOCH_IN_A_PROCESS, str(folder), str(threads)],
-                              capture_output=True, text=True, check=True, timeout=300).stdout.split()[-1]
+                              env=env, capture_output=True, text=True, check=True, timeout=300).stdout.split()[-1]
                for threads in (1, 2)]
     assert digests[0] == digests[1]
 

@@ -81,12 +81,12 @@ def test_step_fractions_must_increase(fractions):
         validate_config(raw)
 
 
-def test_results_settings_drop_exactly_the_runtime_keys():
-    from algoprogress.config import RUNTIME_KEYS, SCHEMA_DIR, results_settings
+def test_curve_settings_drop_exactly_the_runtime_keys_and_the_seed_list():
+    from algoprogress.config import RUNTIME_KEYS, SCHEMA_DIR, SEED_LIST_KEYS, curve_settings
 
     training_keys = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())["$defs"]["training"]["properties"]
-    assert set(RUNTIME_KEYS) <= set(training_keys)
-    assert set(results_settings(SETTINGS)) == set(SETTINGS) - set(RUNTIME_KEYS)
+    assert set(RUNTIME_KEYS + SEED_LIST_KEYS) <= set(training_keys) and "seeds" in SETTINGS
+    assert set(curve_settings(SETTINGS)) == set(SETTINGS) - set(RUNTIME_KEYS) - set(SEED_LIST_KEYS)
     assert all("runtime key" in training_keys[key]["description"].lower() for key in RUNTIME_KEYS)
 
 
@@ -94,7 +94,7 @@ def test_checkpoint_fingerprint_ignores_runtime_settings(tmp_path):
     def fingerprint(**overrides):
         return short_job(tmp_path, **overrides).fingerprint()
 
-    assert fingerprint(workers=1, eval_batch_size=7, checkpoint_every_seconds=0) == fingerprint()
+    assert fingerprint(workers=1, eval_batch_size=7, checkpoint_every_seconds=0, seeds=[0, 5]) == fingerprint()
     assert fingerprint(lr=0.01) != fingerprint() and fingerprint(gpus=2) != fingerprint()
 
 

@@ -31,7 +31,6 @@ from algoprogress.trend import (
 )
 
 SETS = ("frontier", "all")
-DEFAULT_BOOTSTRAP = {"draws": 1000, "seed": 0}
 
 TREND_CSV_COLUMNS = [
     "threshold", "window", "set", "headline", "window_start", "window_end", "n", "doubling_time_months",
@@ -57,7 +56,7 @@ def window_bounds(window: dict, published: dict[str, str]) -> tuple[str | None, 
 
 def windows_of(analysis_cfg: dict, published: dict[str, str]) -> dict[str, tuple]:
     windows = {FULL_WINDOW: (None, None)}
-    for window in analysis_cfg.get("windows") or []:
+    for window in analysis_cfg["windows"]:
         windows[window["name"]] = window_bounds(window, published)
     return windows
 
@@ -107,7 +106,7 @@ def _resolved(points: pd.DataFrame) -> pd.DataFrame:
 def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict) -> dict:
     """Both sets' fits (with bootstrap) over the models published in [start, end]."""
     level, robust = cfg["confidence_level"], cfg["robust_errors"]
-    bootstrap = {**DEFAULT_BOOTSTRAP, **(cfg.get("bootstrap") or {})}
+    bootstrap = cfg["bootstrap"]
     inside = _in_window(points, start, end)
     resolved = _resolved(inside)
     frontier = resolved.loc[frontier_mask(resolved)] if len(resolved) else resolved
@@ -321,7 +320,7 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
     that at least ``min_models`` models of the window reach with every seed (the least over seeds of each
     seed's best evaluation). Returns one row per grid value (empty when that range is empty).
     """
-    sweep_cfg = {"points": 20, "min_models": 3, **(cfg.get("threshold_sweep") or {})}
+    sweep_cfg = cfg["threshold_sweep"]
     headline = headline_choice(cfg, [threshold["name"]])
     start, end = windows_of(cfg, published)[headline["window"]]
     metric = threshold["metric"]

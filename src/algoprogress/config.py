@@ -125,6 +125,14 @@ def parse_date(text: str, key: str, today: dt.date | None = None) -> dt.date:
     return date
 
 
+def analysis_settings(given: dict | None = None) -> dict:
+    """The `analysis` section: ``given`` validated, with every default the schema states filled in (for a stage run
+    without a whole config, such as the published-table CLI; a whole config gets them from `validate_config`)."""
+    settings = copy.deepcopy(given or {})
+    _validate(settings, _load_schema("config.schema.yaml")["properties"]["analysis"], "analysis", fill_defaults=True)
+    return settings
+
+
 def validate_config(raw: dict, today: dt.date | None = None, check_paths: bool = True) -> dict:
     """Validate ``raw`` (as read from YAML), fill defaults, and resolve each model's settings.
 
@@ -295,16 +303,18 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
 
 
 
-# training keys that decide how a job runs, not what it computes (see the schema's descriptions): they
-# are kept out of the train rule's params and the checkpoint fingerprint, so changing them neither
-# retrains a finished model nor discards a checkpoint
+# training keys that decide how a job runs, not what it computes (see the schema's descriptions)
 RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "check_every_steps", "channels_last",
                 "compile")
+# training keys that decide which training jobs run (a curve's own seed is its job's)
+SEED_LIST_KEYS = ("seeds",)
 
 
-def results_settings(settings: dict) -> dict:
-    """A model's training settings without the runtime keys: what determines its curve."""
-    return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS}
+def curve_settings(settings: dict) -> dict:
+    """What of a model's training settings determines its curve: all but the runtime keys and the seed list. The one
+    definition: the train rule's params and the checkpoint fingerprint hold exactly these, so changing another key
+    neither retrains a finished curve nor discards a checkpoint, and adding a seed trains only that seed."""
+    return {key: value for key, value in settings.items() if key not in RUNTIME_KEYS + SEED_LIST_KEYS}
 
 
 # dataset keys that change what the .beton files contain (the others: how they are written or checked)

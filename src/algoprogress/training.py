@@ -41,7 +41,7 @@ import numpy as np
 
 from algoprogress import curves, flops
 from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
-from algoprogress.config import results_settings
+from algoprogress.config import curve_settings
 from algoprogress.distributed import Distributed
 from algoprogress.provenance import hardware, package_versions, source_revision
 from algoprogress.schedules import evaluation_steps, learning_rate, resolution_at_epoch
@@ -77,7 +77,7 @@ class TrainingJob:
         """What a checkpoint must match to be resumed: everything that determines the curve (so not the
         runtime settings: a job may resume with other workers or evaluation batches)."""
         return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs,
-                "num_classes": self.num_classes, "settings": results_settings(self.settings),
+                "num_classes": self.num_classes, "settings": curve_settings(self.settings),
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
 
 

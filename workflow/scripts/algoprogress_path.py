@@ -1,15 +1,14 @@
-"""Makes the package under src/ importable for the stage scripts.
+"""How everything that runs the workflow finds the package under src/: importing this module puts src/ first on
+sys.path. The package is not installed anywhere (so no installed copy can stand before this checkout's src/).
 
-Both ways of running a script put this folder on sys.path: Python does for `python script.py`, and
-Snakemake's `script:` directive does for local scripts. Importing this module then adds src/.
+Every stage script imports it first: its folder is on sys.path both when Python runs it (`python script.py`) and
+when Snakemake's `script:` directive runs it, in the project's venv or in a rule's conda environment alike.
+rules/common.smk imports it too, to check the config while Snakemake parses the workflow.
 """
 
 import pathlib
 import sys
 
 SRC = str(pathlib.Path(__file__).resolve().parents[2] / "src")
-# first, even when already listed: Snakemake's `script:` hands the job the parent's sys.path, where an
-# installed algoprogress (another checkout's, say) may stand before this checkout's src/
-if SRC in sys.path:
-    sys.path.remove(SRC)
-sys.path.insert(0, SRC)
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)

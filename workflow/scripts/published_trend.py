@@ -12,6 +12,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 
 from algoprogress.analysis import analyse_published, read_published_table
 from algoprogress.cli import entry, fail
+from algoprogress.config import analysis_settings
 from algoprogress.fileio import write_csv, write_json
 from algoprogress.plots import efficiency_figure
 
@@ -36,15 +37,22 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
 def arguments(parser):
     parser.add_argument("--table", required=True, help="published CSV: threshold, model, published, compute_pfs_days")
     parser.add_argument("--out-dir", required=True, help="folder for trend.json, trend.csv, efficiency.png")
-    parser.add_argument("--confidence-level", type=float, default=0.95)
+    parser.add_argument("--confidence-level", type=float, help="the interval's level (the config's default)")
     parser.add_argument("--robust-errors", action="store_true", help="HC3 standard errors")
-    parser.add_argument("--bootstrap-draws", type=int, default=1000, help="bootstrap draws (0: none)")
+    parser.add_argument("--bootstrap-draws", type=int, help="bootstrap draws (0: none; the config's default)")
+
+
+def without_none(settings: dict) -> dict:
+    """The options given on the command line (the others take the config schema's defaults)."""
+    return {key: without_none(value) if isinstance(value, dict) else value
+            for key, value in settings.items() if value is not None}
 
 
 def from_args(args):
     out = pathlib.Path(args.out_dir)
-    analysis = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors,
-                "bootstrap": {"draws": args.bootstrap_draws, "seed": 0}}
+    given = {"confidence_level": args.confidence_level, "robust_errors": args.robust_errors,
+             "bootstrap": {"draws": args.bootstrap_draws}}
+    analysis = analysis_settings(without_none(given))
     return dict(table_file=args.table, analysis_cfg=analysis, json_out=out / "trend.json", csv_out=out / "trend.csv",
                 figure_out=out / "efficiency.png")
 
