@@ -1,11 +1,12 @@
 """Benchmark: wall time of the whole bundled experiment (`make run`'s Snakemake call), per stage.
 
 Runs the workflow from an empty results folder in a scratch directory, then reads Snakemake's
-per-job benchmark files and writes a Markdown table with the machine, versions and date.
+per-job benchmark files and prints Markdown tables with the machine, versions and date (to add as a row of
+docs/timing.md), also to ``--out`` where given.
 
-    .venv/bin/python bench/make_run_timing.py [--cores N] [--out docs/timing.md] [--configfile FILE]
+    .venv/bin/python bench/make_run_timing.py [--cores N] [--out FILE] [--configfile FILE]
 
-The goal (issue: end-to-end on bundled data) is at most 10 minutes on a 2-core machine without GPU.
+The goal: at most 10 minutes on a 2-core machine without GPU.
 """
 
 import argparse
@@ -44,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", default=str(os.cpu_count()))
     parser.add_argument("--configfile", default=None, help="extra config (default: the bundled one only)")
-    parser.add_argument("--out", default=str(REPO / "docs" / "timing.md"))
+    parser.add_argument("--out", help="also write the tables to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
 
@@ -105,8 +106,9 @@ def main() -> None:
                     for name, group in thresholds.groupby("threshold_name", sort=False)) + ".",
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

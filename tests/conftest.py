@@ -23,10 +23,13 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     """pytest-xdist's `--dist loadgroup` (pyproject.toml) runs each group whole on one worker, so that an expensive
     fixture is built once: the tests that share the finished tiny run form one group, and the other tests of a
-    module one group each (their module's fixtures)."""
+    module one group each (their module's fixtures). Groups are handed out in the order of their first test
+    (`--no-loadscope-reorder`), and the SLURM tests come first: they mostly wait for their cluster, the longest
+    group in wall time, and started last the suite would end waiting for them alone."""
     for item in items:
         group = "finished_run" if "finished_run" in item.fixturenames else item.module.__name__.rsplit(".", 1)[-1]
         item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.module.__name__ != "tests.test_slurm")  # stable: the rest in file order
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
