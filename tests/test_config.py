@@ -1,8 +1,11 @@
 import copy
 import datetime as dt
+import re
 
+import pandas as pd
 import pytest
 import torchvision
+import yaml
 
 from algoprogress.architectures import TORCHVISION_CLASSIFIERS
 from algoprogress.config import ConfigError, load_config, validate_config
@@ -246,3 +249,31 @@ def test_every_model_gets_its_trials_and_the_plan_limit_defaults_to_1000():
     config = validate_config(minimal())
     assert config["max_training_jobs"] == 1000
     assert [[t["name"] for t in m["trials"]] for m in config["models"]] == [["base"], ["base"]]
+
+
+SHIPPED_CONFIGS = ["config/config.yaml", "config/imagenet.yaml", "tests/data/tiny.yaml"]
+
+
+def test_every_model_has_one_date_by_one_rule(repo):
+    """The date rule of every shipped config: Hernandez & Brown's date where their table lists the model (its arch, or a
+    width of it), else the paper's arXiv v1 date, `date_source` saying which; so one paper has one date everywhere."""
+    table = pd.read_csv(repo / "resources" / "published" / "hernandez_brown_2020.csv", dtype={"published": str})
+    listed = dict(zip(table["arch"], table["published"], strict=True))
+    names = dict(zip(table["arch"], table["model"], strict=True))
+    by_paper = {}
+    for path in SHIPPED_CONFIGS:
+        for model in yaml.safe_load((repo / path).read_text())["models"]:
+            arch, source = model.get("arch", model["name"]), model.get("date_source", "")
+            family = next((name for name in listed if arch == name or arch.startswith(name + "_")), None)
+            where = f"{path}: {model['name']}"
+            if family is not None:
+                assert source.startswith(f"Hernandez & Brown 2020 ({names[family]}"), where
+                assert model["published"] == listed[family], where
+                paper = family
+            else:
+                found = re.match(r"arXiv:(\d{4}\.\d{4,5}) v1\b", source)
+                assert found, f"{where}: date_source {source!r} names neither rule"
+                paper = found.group(1)
+                assert found.group(1)[:4] == model["published"][2:4] + model["published"][5:7], where  # YYMM
+            by_paper.setdefault(paper, set()).add(model["published"])
+    assert {paper: dates for paper, dates in by_paper.items() if len(dates) > 1} == {}
