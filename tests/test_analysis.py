@@ -7,6 +7,7 @@ import pytest
 
 from algoprogress.analysis import (
     EXCLUDED_FIRST_EVALUATION,
+    EXCLUDED_NOT_REACHED,
     analyse_measured,
     analyse_published,
     read_published_table,
@@ -74,6 +75,10 @@ def test_measured_analysis_excludes_models_that_never_reached(tmp_path):
     result, table, points = analyse_measured(thresholds, dates, THRESHOLD, ANALYSIS)
     fit = result["thresholds"]["t"]["fits"]["full"]["all"]
     assert fit["n"] == 2 and fit["models"] == ["a", "b"] and fit["efficiency_factor"] == 4.0
+    # what the fit leaves out is counted and named, in the JSON, the notes and the CSV
+    assert fit["left_out"] == [{"model": "c", "reason": EXCLUDED_NOT_REACHED, "lower_bound_flops": 5e12}]
+    assert any(note.startswith("left out of the fit: 1 model(s) of the window, c (not") for note in fit["notes"])
+    assert set(table["models_left_out"]) == {f"c ({EXCLUDED_NOT_REACHED})"}
     per_model = {r["model"]: r for r in result["thresholds"]["t"]["per_model"]}
     assert per_model["c"]["reached"] is False and per_model["c"]["train_flops_lower_bound"] == 5e12
     assert per_model["b"]["train_pfs_days_median"] == pytest.approx(2e12 / PETAFLOP_S_DAY)

@@ -38,7 +38,7 @@ TREND_CSV_COLUMNS = [
     "bootstrap_doubling_time_months_low", "bootstrap_doubling_time_months_high", "bootstrap_unbounded",
     "bootstrap_usable_draws", "bootstrap_levels", "slope_log2_per_year", "r_squared", "standard_errors",
     "reference_model", "best_model", "efficiency_factor", "moore_factor_same_span", "years_reference_to_best",
-    "notes",
+    "models_left_out", "notes",
 ]
 
 EXCLUDED_NOT_REACHED = "not reached (median over seeds, a seed not reached counting as infinite compute)"
@@ -116,9 +116,14 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
     years = np.array([decimal_year(d) for d in candidates["published"]], dtype=float)
     samples = [seeds.get(model, np.array([np.inf])) for model in candidates["model"]]
     draws = bootstrap_resample(samples, bootstrap["draws"], bootstrap["seed"])  # the same draws for both sets
+    left_out = left_out_of_fit(inside)
     fits = {}
     for name, chosen in (("frontier", frontier), ("all", resolved)):
         fit = fit_trend(chosen, reference, level, robust)
+        fit["left_out"] = left_out
+        if left_out:
+            fit["notes"].append(f"left out of the fit: {len(left_out)} model(s) of the window, "
+                                + ", ".join(f"{m['model']} ({m['reason']})" for m in left_out))
         fit["bootstrap"] = bootstrap_doubling_time(years, samples, name == "frontier", bootstrap["draws"],
                                                    bootstrap["seed"], level, resampled=draws)
         fit.update(window_start=start, window_end=end)
@@ -126,6 +131,14 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
             fit["notes"].append(f"the window holds {len(inside)} model(s): nothing to fit")
         fits[name] = fit
     return fits
+
+
+def left_out_of_fit(inside: pd.DataFrame) -> list[dict]:
+    """The window's models without a compute at threshold, each with why (never reached: with the compute it
+    spent, a lower bound; or met at its first evaluation): counted and named wherever the fit is reported."""
+    return [{"model": row.model, "reason": row.excluded,
+             "lower_bound_flops": None if pd.isna(row.lower_bound) else float(row.lower_bound)}
+            for row in inside.itertuples() if row.excluded]
 
 
 def _per_model_records(points: pd.DataFrame, reference: str, frontier: pd.Series) -> list[dict]:
@@ -224,6 +237,7 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
             "bootstrap_unbounded": boot.get("doubling_time_unbounded"),
             "bootstrap_usable_draws": boot.get("usable_draws"),
             "bootstrap_levels": " + ".join(boot.get("levels", [])),
+            "models_left_out": "; ".join(f"{m['model']} ({m['reason']})" for m in fit.get("left_out", [])),
             "notes": "; ".join(fit.get("notes", []) + boot.get("notes", []))}
 
 
