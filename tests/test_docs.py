@@ -3,7 +3,7 @@ from algoprogress.config_docs import render
 
 def test_config_readme_is_generated_from_the_schema(repo):
     assert (repo / "config" / "README.md").read_text() == render(), \
-        "run: python -m algoprogress.config_docs > config/README.md"
+        "run: PYTHONPATH=src .venv/bin/python -m algoprogress.config_docs > config/README.md"
 
 
 def test_readme_leads_with_the_two_commands(repo):

@@ -1,6 +1,6 @@
 """Render config/README.md from the schemas' descriptions and defaults (one source of truth).
 
-    python -m algoprogress.config_docs > config/README.md
+    PYTHONPATH=src .venv/bin/python -m algoprogress.config_docs > config/README.md
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ are filled in, and a problem stops the run with one line naming the key, e.g.
 Runtime settings (cores, threads, GPUs, cluster resources) are not config: they come from the command
 line and profiles.
 
-This page is generated from the schemas by `python -m algoprogress.config_docs`; a test keeps it in step.
+This page is generated from the schemas by `PYTHONPATH=src .venv/bin/python -m algoprogress.config_docs`; a test
+keeps it in step.
 """
 
 
