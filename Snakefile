@@ -21,4 +21,4 @@ include: "rules/analysis.smk"
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        get_final_output,

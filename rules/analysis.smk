@@ -1,6 +1,25 @@
+checkpoint select_trials:
+    input:
+        curves=selection_input_paths(),
+        code=ANALYSIS_CODE,
+    output:
+        json="results/selection.json",
+    log:
+        "logs/select_trials.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        threshold=headline_threshold(config),
+        reference=config["analysis"]["reference_model"],
+        protocol=for_selection(PROTOCOL),
+    script:
+        "../workflow/scripts/select_trials.py"
+
+
 rule thresholds:
     input:
-        curves=curve_paths(),
+        curves=all_curve_paths,
+        selection=rules.select_trials.output.json,
         code=ANALYSIS_CODE,
     output:
         csv=report(
@@ -23,6 +42,7 @@ rule thresholds:
     params:
         thresholds=config["thresholds"],
         reference=config["analysis"]["reference_model"],
+        protocol=PROTOCOL,
         plan=sweep_plan(config),
     script:
         "../workflow/scripts/thresholds.py"
@@ -57,7 +77,7 @@ rule trend:
 
 rule threshold_sweep:
     input:
-        curves=curve_paths(),
+        curves=all_curve_paths,
         thresholds=rules.thresholds.output.parquet,
         code=ANALYSIS_CODE,
     output:
@@ -137,7 +157,7 @@ rule compare_with_published:
 
 rule plot_learning_curves:
     input:
-        curves=curve_paths(),
+        curves=all_curve_paths,
         thresholds=rules.thresholds.output.parquet,
         code=ANALYSIS_CODE,
     output:

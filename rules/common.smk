@@ -23,6 +23,8 @@ from algoprogress.config import (
     validate_config,
 )
 from algoprogress.architectures import source_file
+from algoprogress.fileio import read_json
+from algoprogress.protocol import for_selection, measurement_plan
 from algoprogress.data import DataError, count_classes
 from algoprogress.gpus import count_machine_gpus
 
@@ -67,11 +69,17 @@ if (
 # the analysis (seconds); the training code is deliberately no trigger (a retrain costs GPU-days).
 ANALYSIS_CODE = [
     os.path.join(workflow.basedir, "src", "algoprogress", f"{module}.py")
-    for module in ("curves", "thresholds", "trend", "analysis", "plots", "flops")
+    for module in (
+        "curves",
+        "thresholds",
+        "protocol",
+        "trend",
+        "analysis",
+        "plots",
+        "flops",
+    )
 ]
-SEEDS = sorted(
-    {seed for m in MODELS.values() for seed in m["resolved_training"]["seeds"]}
-)
+PROTOCOL = measurement_plan(config)
 
 
 wildcard_constraints:
@@ -83,18 +91,68 @@ wildcard_constraints:
     resolution=r"\d+",
 
 
-def trial_curve_paths(name):
-    """A model's curves: each trial, each seed, is its own training job and curve file."""
-    model = MODELS[name]
+def curve_path(name, trial, seed):
+    return f"results/curves/{name}/{trial}/seed{seed}.parquet"
+
+
+def selection_paths(name):
+    """Every trial of a model on its selection seeds (algoprogress.protocol)."""
+    plan = PROTOCOL[name]
+    return [curve_path(name, t, s) for t in plan["trials"] for s in plan["selection"]]
+
+
+def calibration_paths(name):
+    """The reference's calibration runs (none for another model, or without a reference-defined level)."""
+    plan = PROTOCOL[name]
+    return [curve_path(name, plan["calibration_trial"], s) for s in plan["calibration"]]
+
+
+def confirmation_paths(name, selection=None):
+    """A model's confirmation runs: its only trial's, or (``selection``: selection.json's content) its
+    chosen trial's; none for a model with several trials while no selection is given."""
+    plan = PROTOCOL[name]
+    if plan["chooses"] and selection is None:
+        return []
+    trial = selection["chosen"][name]["trial"] if plan["chooses"] else plan["trials"][0]
+    return [curve_path(name, trial, s) for s in plan["confirmation"]]
+
+
+def selection_input_paths():
+    """What the checkpoint select_trials reads: the selection runs and the calibration runs."""
     return [
-        f"results/curves/{name}/{trial['name']}/seed{seed}.parquet"
-        for trial in model["trials"]
-        for seed in model["resolved_training"]["seeds"]
+        p for name in MODELS for p in selection_paths(name) + calibration_paths(name)
+    ]
+
+
+def all_curve_paths(wildcards=None):
+    """Every curve of the run. The confirmation runs of a model with several trials are known once the
+    checkpoint select_trials has chosen its trial: Snakemake plans them after it (a dry run shows the
+    selection round and the checkpoint; the confirmation jobs appear once it has run).
+    """
+    selection = None
+    if any(plan["chooses"] for plan in PROTOCOL.values()):
+        selection = read_json(checkpoints.select_trials.get().output.json)
+    return selection_input_paths() + [
+        p for name in MODELS for p in confirmation_paths(name, selection)
     ]
 
 
 def curve_paths():
-    return [path for name in MODELS for path in trial_curve_paths(name)]
+    """The curves known when the workflow is parsed: planned ones, and the chosen trials' confirmation
+    runs where a finished selection (results/selection.json) names them."""
+    selection = None
+    if os.path.isfile("results/selection.json"):
+        try:
+            selection = read_json("results/selection.json")
+        except ValueError:  # an unreadable selection is made again by select_trials
+            pass
+    paths = selection_input_paths()
+    for name in MODELS:
+        try:
+            paths += confirmation_paths(name, selection)
+        except KeyError:  # a model the finished selection does not know yet
+            pass
+    return paths
 
 
 def stop_on_damaged_results():
@@ -113,7 +171,11 @@ if workflow.is_main_process:
 
 
 def model_curve_paths(wildcards):
-    return trial_curve_paths(wildcards.model)
+    return [
+        p
+        for p in all_curve_paths()
+        if p.startswith(f"results/curves/{wildcards.model}/")
+    ]
 
 
 def published_table():
@@ -126,13 +188,14 @@ def published_table():
     )
 
 
-def get_final_output():
+def get_final_output(wildcards=None):
     """What a run makes: the analysis and every curve. The curves are targets because Snakemake does not
     remake a missing file whose consumers are up to date: a curve the repair set aside is then missing
     from the targets, so the next run retrains it and, its input being new, redoes the analysis.
     """
     outputs = [
-        *curve_paths(),
+        *all_curve_paths(),
+        "results/selection.json",
         "results/thresholds.csv",
         "results/thresholds_by_model.csv",
         "results/trend.json",

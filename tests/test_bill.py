@@ -34,20 +34,24 @@ def test_mnist_training_images_come_from_the_config_or_the_manifest(repo, tmp_pa
     assert training_images(config, manifest) == 123
 
 
-def test_a_sweep_is_billed_per_trial_and_seed():
+def test_a_sweep_is_billed_per_trial_and_seed_with_its_confirmation_and_calibration_runs():
+    """Every trial on the selection seeds; the confirmation runs at the priciest trial (the chosen one is known
+    only after the selection runs: the worst case); the reference's calibration runs (the default threshold is
+    its own level, fixed by the default three calibration seeds)."""
     config = validate_config({"training": {"seeds": [0, 1], "batch_size": 10},
                               "models": [{"name": "alexnet", "published": "2012-06-01"},
                                          {"name": "resnet18", "published": "2015-12-10",
-                                          "training": {"sweep": {"epochs": [1, 2]}}}]})
+                                          "training": {"sweep": {"epochs": [1, 2]}, "confirmation_seeds": [5]}}]})
     table = bill(config, 100, lambda model, resolution: 1000 if model["name"] == "alexnet" else 10,
                  {"alexnet": 50.0, "resnet18": 20.0}).set_index("model")
-    assert table.loc["resnet18", ["trials", "seeds", "jobs"]].tolist() == [2, 2, 4]
-    assert table.loc["resnet18", "images_seen"] == (100 + 200) * 2
-    assert table.loc["resnet18", "train_flops"] == 6 * 10 * 600
-    assert table.loc["alexnet", "images_seen"] == 2 * 2 * 100  # the default 2 epochs, two seeds
-    assert table.loc["resnet18", "gpu_hours"] == pytest.approx(600 / 20 / 3600)
-    assert table.loc["total", "train_flops"] == 6 * 1000 * 400 + 6 * 10 * 600
-    assert table.loc["total", "jobs"] == 6
+    assert table.loc["resnet18", ["trials", "seeds", "confirmation_seeds", "jobs"]].tolist() == [2, 2, 1, 5]
+    assert table.loc["resnet18", "images_seen"] == (100 + 200) * 2 + 200  # the confirmation run at 2 epochs
+    assert table.loc["resnet18", "train_flops"] == 6 * 10 * 800
+    assert table.loc["alexnet", ["seeds", "calibration_seeds", "jobs"]].tolist() == [2, 3, 5]
+    assert table.loc["alexnet", "images_seen"] == (2 + 3) * 200  # the default 2 epochs: two seeds, three calibration
+    assert table.loc["resnet18", "gpu_hours"] == pytest.approx(800 / 20 / 3600)
+    assert table.loc["total", "train_flops"] == 6 * 1000 * 1000 + 6 * 10 * 800
+    assert table.loc["total", "jobs"] == 10
     assert table.loc["total", "pfs_days"] == pytest.approx(table.loc["total", "train_flops"] / PETAFLOP_S_DAY)
     assert pd.isna(bill(config, 100, lambda model, resolution: 1).set_index("model").loc["total", "gpu_hours"])
 
@@ -67,8 +71,8 @@ def test_a_sweeps_trials_count_their_network_once_per_resolution(monkeypatch):
     config = validate_config({
         "training": {"resolution": 32, "eval_resolution": 32},
         "models": [{"name": "squeezenet1_1", "published": "2016-02-24",
-                    "training": {"sweep": {"lr": [0.01, 0.02, 0.04], "epochs": [1, 2]}}},
-                   {"name": "resnet18", "published": "2015-12-10"}]})
+                    "training": {"sweep": {"lr": [0.01, 0.02, 0.04], "epochs": [1, 2]}, "confirmation_seeds": [1]}},
+                   {"name": "resnet18", "published": "2015-12-10"}], "thresholds": [{"name": "t", "value": 0.5}]})
     counter = MultiplyAddCounter(10)
     table = bill(config, 100, counter).set_index("model")
     assert table.loc["squeezenet1_1", "trials"] == 6

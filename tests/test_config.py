@@ -48,7 +48,7 @@ def test_defaults_are_filled_and_overrides_resolved():
     assert config["dataset"]["resolution"] == 64
     # by default the capability is the reference's own level, as "AlexNet-level" is meant
     assert config["thresholds"] == [{"name": "reference-level", "metric": "val_top1", "value": "reference",
-                                     "margin": 0.0, "interpolation": "log-linear"}]
+                                     "margin": 0.01, "interpolation": "log-linear"}]
     assert config["analysis"]["headline"] == {"threshold": None, "set": "frontier", "window": "full"}
     assert config["analysis"]["bootstrap"] == {"draws": 1000, "seed": 0}
     assert config["analysis"]["robust_errors"] is False
@@ -277,3 +277,42 @@ def test_every_model_has_one_date_by_one_rule(repo):
                 assert found.group(1)[:4] == model["published"][2:4] + model["published"][5:7], where  # YYMM
             by_paper.setdefault(paper, set()).add(model["published"])
     assert {paper: dates for paper, dates in by_paper.items() if len(dates) > 1} == {}
+
+
+SWEPT = {"sweep": {"epochs": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        # a confirmation seed that is also a selection seed
+        (lambda c: c["models"][1].update(training={**SWEPT, "seeds": [0, 1], "confirmation_seeds": [1, 2]}),
+         "models[1].training.confirmation_seeds: seed 1 is also one of resnet18's selection seeds"),
+        # a model with several trials and no confirmation seed
+        (lambda c: c["models"][1].update(training=SWEPT),
+         "models[1].training.confirmation_seeds: resnet18 has 2 trials but no confirmation seeds"),
+        # a reference-defined level without calibration runs
+        (lambda c: c.update(analysis={"calibration": {"seeds": []}}),
+         "analysis.calibration.seeds: empty, but threshold 'reference-level' is the reference's own level"),
+        # margin 0 on a level resolved from curves
+        (lambda c: c.update(thresholds=[{"name": "own", "value": "reference", "margin": 0}]),
+         "thresholds[0].margin: 0 on a level resolved from curves"),
+        # calibration runs that are measured runs
+        (lambda c: c.update(analysis={"calibration": {"seeds": [0]}}),
+         "analysis.calibration.seeds: seed 0 is also a seed the reference alexnet is measured on"),
+        # a reference with several trials and no calibration trial named, or one it does not have
+        (lambda c: c["models"][0].update(training={**SWEPT, "confirmation_seeds": [5]}),
+         "analysis.calibration.trial: the reference alexnet has 2 trials (epochs1, epochs2): name the one"),
+        (lambda c: c.update(analysis={"calibration": {"trial": "epochs3"}}),
+         "analysis.calibration.trial: 'epochs3' is not a trial of the reference alexnet (base)"),
+    ],
+)
+def test_the_protocols_seed_sets_are_checked_before_any_job(change, expected):
+    config = minimal()
+    change(config)
+    assert error_of(config).startswith(expected)
+
+
+def test_a_fixed_threshold_needs_no_calibration_runs():
+    config = validate_config(minimal(thresholds=[{"name": "t", "value": 0.5}], analysis={"calibration": {"seeds": []}}))
+    assert config["analysis"]["calibration"]["seeds"] == []

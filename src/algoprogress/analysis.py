@@ -20,7 +20,14 @@ import pandas as pd
 
 from algoprogress.config import FULL_WINDOW, headline_choice
 from algoprogress.flops import PETAFLOP_S_DAY, to_petaflop_s_days
-from algoprogress.thresholds import compute_at_threshold, lower_envelope, per_model, seed_values, with_trial_columns
+from algoprogress.thresholds import (
+    compute_at_threshold,
+    lower_envelope,
+    per_model,
+    protocol_per_model,
+    seed_values,
+    with_trial_columns,
+)
 from algoprogress.trend import (
     bootstrap_doubling_time,
     bootstrap_resample,
@@ -54,6 +61,15 @@ def window_bounds(window: dict, published: dict[str, str]) -> tuple[str | None, 
     return bound(window.get("start")), bound(window.get("end"))
 
 
+def window_end_model(analysis_cfg: dict, window: str, points: pd.DataFrame) -> str | None:
+    """The model a window is declared to end at (its `end` names a model), as the paper's 44x ends at
+    EfficientNet-b0; None for a window ending at a date or open."""
+    for entry in analysis_cfg["windows"]:
+        if entry["name"] == window and entry.get("end") in set(points["model"]):
+            return entry["end"]
+    return None
+
+
 def windows_of(analysis_cfg: dict, published: dict[str, str]) -> dict[str, tuple]:
     windows = {FULL_WINDOW: (None, None)}
     for window in analysis_cfg["windows"]:
@@ -66,9 +82,11 @@ def model_points(models: pd.DataFrame, published: dict[str, str]) -> pd.DataFram
     and not met at the first evaluation); ``excluded`` says why not otherwise."""
     first = models["crossed_at_first_evaluation"].astype(bool)
     reached = models["reached"].astype(bool)
+    selection = models["selection_flops"] if "selection_flops" in models.columns else models["train_flops_median"]
     points = models.assign(
         published=models["model"].map(published),
         compute=models["train_flops_median"].where(reached & ~first),
+        selection_compute=selection.where(reached & ~first),
         lower_bound=models["train_flops_lower_bound"],
         excluded=np.where(~reached, EXCLUDED_NOT_REACHED, np.where(first, EXCLUDED_FIRST_EVALUATION, "")),
     )
@@ -103,8 +121,10 @@ def _resolved(points: pd.DataFrame) -> pd.DataFrame:
     return points.loc[np.isfinite(compute.to_numpy(dtype=float)) & (compute.to_numpy(dtype=float) > 0)]
 
 
-def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict) -> dict:
-    """Both sets' fits (with bootstrap) over the models published in [start, end]."""
+def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict,
+               end_model: str | None = None) -> dict:
+    """Both sets' fits (with bootstrap) over the models published in [start, end]; the efficiency factor's best
+    model is ``end_model`` (a window that ends at a named model) or the one chosen on the selection runs."""
     level, robust = cfg["confidence_level"], cfg["robust_errors"]
     bootstrap = cfg["bootstrap"]
     inside = _in_window(points, start, end)
@@ -119,7 +139,7 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
     left_out = left_out_of_fit(inside)
     fits = {}
     for name, chosen in (("frontier", frontier), ("all", resolved)):
-        fit = fit_trend(chosen, reference, level, robust)
+        fit = fit_trend(chosen, reference, level, robust, best_model=end_model)
         fit["left_out"] = left_out
         if left_out:
             fit["notes"].append(f"left out of the fit: {len(left_out)} model(s) of the window, "
@@ -181,7 +201,8 @@ def analyse(points_by: dict[str, pd.DataFrame], seeds_by: dict[str, dict[str, np
     by_threshold, rows, notes = {}, [], []
     for name, points in points_by.items():
         reference = _reference_point(points, references[name])
-        fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg)
+        fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg,
+                                   end_model=window_end_model(cfg, window, points))
                 for window, (start, end) in windows.items()}
         resolved = _resolved(points)
         frontier = frontier_mask(resolved).reindex(points.index, fill_value=False)
@@ -244,9 +265,9 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
 def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_cfg: list[dict], analysis_cfg: dict,
                      plan: dict | None = None) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
     """(trend JSON, trend CSV rows, points per threshold) for the measured curves' thresholds table."""
-    envelope = lower_envelope(table)
-    models = per_model(table, plan, envelope)
-    seeds = seed_values(envelope)
+    measured = table.loc[table["measured"].astype(bool)] if "measured" in table.columns else table
+    models = protocol_per_model(table, plan)
+    seeds = seed_values(lower_envelope(measured))  # per seed of the runs measured (one trial each, with a protocol)
     points_by, seeds_by, definitions = {}, {}, {}
     for threshold in thresholds_cfg:
         name = threshold["name"]

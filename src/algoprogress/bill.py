@@ -1,6 +1,7 @@
 """The bill before the run: the training compute and GPU time of a config's planned training jobs.
 
-For every trial of every model and every seed (one training job each), the training images seen and
+For every training job the protocol plans (algoprogress.protocol: every trial on the selection seeds, the
+chosen trial on the confirmation seeds, the reference's calibration runs), the training images seen and
 the training FLOPs by the project's convention (algoprogress.flops: 6 x fvcore multiply-adds per
 image x images, each step at its epoch's resolution), computed as the training loop will: steps per
 epoch = training images // batch size (the last partial batch is dropped), total steps =
@@ -22,9 +23,11 @@ import pandas as pd
 
 from algoprogress.fileio import read_json, write_json
 from algoprogress.flops import PETAFLOP_S_DAY, TRAINING_FLOP_PER_MULTIPLY_ADD
+from algoprogress.protocol import CALIBRATION, CONFIRMATION, SELECTION, measurement_plan
 from algoprogress.schedules import resolution_at_epoch
 
-BILL_COLUMNS = ["model", "trials", "seeds", "jobs", "images_seen", "train_flops", "pfs_days", "images_per_second",
+BILL_COLUMNS = ["model", "trials", "seeds", "confirmation_seeds", "calibration_seeds", "jobs", "images_seen",
+                "train_flops", "pfs_days", "images_per_second",
                 "gpu_hours", "gpu_hours_basis"]
 H100_BF16_DENSE_PEAK_TFLOPS = 989.4  # H100 SXM, dense bf16 tensor-core peak (NVIDIA's data sheet)
 
@@ -109,21 +112,25 @@ class MultiplyAddCounter:
 
 def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] | None = None,
          flops_per_second: float | None = None, max_images_per_second: float | None = None) -> pd.DataFrame:
-    """One row per model (its trials x seeds) and a `total` row. ``multiply_adds(model, resolution)``
-    gives fvcore's count; ``throughput`` maps a model to training images per second per GPU;
+    """One row per model and a `total` row: its trials on its selection seeds, its confirmation runs (the chosen
+    trial is known only once the selection runs have finished: priced at its most expensive trial, the worst
+    case) and, for the reference, its calibration runs (algoprogress.protocol). ``multiply_adds(model,
+    resolution)`` gives fvcore's count; ``throughput`` maps a model to training images per second per GPU;
     ``flops_per_second`` (utilisation x peak) prices the models without one, no faster than
     ``max_images_per_second`` (what the data loader can feed one GPU) where that is given."""
     throughput = throughput or {}
+    protocol = measurement_plan(config)
     rows = []
     for model in config["models"]:
-        seeds = len(model["resolved_training"]["seeds"])
-        images_seen = flops = 0.0
-        for trial in model["trials"]:
-            settings = trial["training"]
-            for resolution, steps in step_resolutions(settings, images).items():
-                seen = steps * settings["batch_size"] * seeds
-                images_seen += seen
-                flops += TRAINING_FLOP_PER_MULTIPLY_ADD * multiply_adds(model, resolution) * seen
+        plan = protocol[model["name"]]
+        per_run = {trial["name"]: _one_run(trial["training"], images, lambda r, m=model: multiply_adds(m, r))
+                   for trial in model["trials"]}
+        priciest = max(per_run, key=lambda name: per_run[name][1])
+        runs = [(name, len(plan[SELECTION])) for name in per_run]
+        runs += [(priciest, len(plan[CONFIRMATION]))] + [(plan["calibration_trial"], len(plan[CALIBRATION]))] * bool(
+            plan[CALIBRATION])
+        images_seen = sum(per_run[name][0] * count for name, count in runs)
+        flops = sum(per_run[name][1] * count for name, count in runs)
         rate = throughput.get(model["name"], math.nan)
         if not math.isnan(rate):
             hours, basis = images_seen / rate / 3600, "images/s"
@@ -133,21 +140,32 @@ def bill(config: dict, images: int, multiply_adds, throughput: dict[str, float] 
                 hours, basis = images_seen / max_images_per_second / 3600, "loader"
         else:
             hours, basis = math.nan, ""
-        rows.append({"model": model["name"], "trials": len(model["trials"]), "seeds": seeds,
-                     "jobs": len(model["trials"]) * seeds, "images_seen": images_seen, "train_flops": flops,
+        rows.append({"model": model["name"], "trials": len(model["trials"]), "seeds": len(plan[SELECTION]),
+                     "confirmation_seeds": len(plan[CONFIRMATION]), "calibration_seeds": len(plan[CALIBRATION]),
+                     "jobs": sum(count for _, count in runs), "images_seen": images_seen, "train_flops": flops,
                      "pfs_days": flops / PETAFLOP_S_DAY, "images_per_second": rate,
                      "gpu_hours": hours, "gpu_hours_basis": basis})
     table = pd.DataFrame(rows, columns=BILL_COLUMNS)
     total = table[["trials", "jobs", "images_seen", "train_flops", "pfs_days", "gpu_hours"]].sum(min_count=len(table))
-    table.loc[len(table)] = {"model": "total", "seeds": math.nan, "images_per_second": math.nan,
-                             "gpu_hours_basis": "", **total}
+    table.loc[len(table)] = {"model": "total", "seeds": math.nan, "confirmation_seeds": math.nan,
+                             "calibration_seeds": math.nan, "images_per_second": math.nan, "gpu_hours_basis": "",
+                             **total}
     return table
+
+
+def _one_run(settings: dict, images: int, multiply_adds) -> tuple[float, float]:
+    """(images seen, training FLOPs) of one run of a trial's ``settings``."""
+    seen = {resolution: steps * settings["batch_size"]
+            for resolution, steps in step_resolutions(settings, images).items()}
+    flops = sum(TRAINING_FLOP_PER_MULTIPLY_ADD * multiply_adds(res) * count for res, count in seen.items())
+    return float(sum(seen.values())), flops
 
 
 def format_bill(table: pd.DataFrame) -> str:
     """The bill as a text table: FLOP in scientific notation, petaflop/s-days and GPU-hours to 3 digits."""
     shown = table.copy()
-    shown["seeds"] = shown["seeds"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    for column in ("seeds", "confirmation_seeds", "calibration_seeds"):
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else str(int(v)))
     for column in ("trials", "jobs"):
         shown[column] = shown[column].map(lambda v: str(int(v)))
     shown["images_seen"] = shown["images_seen"].map(lambda v: f"{v:,.0f}")

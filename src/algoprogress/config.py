@@ -19,6 +19,7 @@ import yaml
 
 from algoprogress import sweeps
 from algoprogress.architectures import check_arch, source_digest, source_file
+from algoprogress.protocol import reference_defined
 
 # flop_resolutions is re-exported: rules/common.smk imports it from here
 from algoprogress.schedules import flop_resolutions, training_resolutions  # noqa: F401
@@ -203,6 +204,7 @@ def validate_config(raw: dict, today: dt.date | None = None, check_paths: bool =
         raise ConfigError(f"analysis.reference_model: {reference!r} is not the name of a model")
 
     _check_analysis(config, today)
+    _check_protocol(config)
     dataset = config["dataset"]
     if dataset["source"] == "imagefolder":
         if not dataset["train_path"]:
@@ -247,6 +249,45 @@ def _check_analysis(config: dict, today: dt.date | None) -> None:
     if headline["window"] not in windows:
         raise ConfigError(f"analysis.headline.window: no window named {headline['window']!r} "
                           f"(windows: {', '.join(windows)})")
+
+
+def _check_protocol(config: dict) -> None:
+    """The seed sets of the measurement protocol (algoprogress.protocol): each seed one role per model; a model with
+    several trials has confirmation seeds; a reference-defined level has calibration runs and a margin."""
+    for index, model in enumerate(config["models"]):
+        settings, key = model["resolved_training"], f"models[{index}].training.confirmation_seeds"
+        shared = sorted(set(settings["seeds"]) & set(settings["confirmation_seeds"]))
+        if shared:
+            raise ConfigError(f"{key}: seed {shared[0]} is also one of {model['name']}'s selection seeds (`seeds`); "
+                              "a trial cannot be confirmed on the seeds it was chosen on")
+        if len(model["trials"]) > 1 and not settings["confirmation_seeds"]:
+            raise ConfigError(f"{key}: {model['name']} has {len(model['trials'])} trials but no confirmation seeds: "
+                              "its compute would be the least of noisy trials (the winner's curse); name at least one")
+    defined = reference_defined(config["thresholds"])
+    if not defined:
+        return
+    for index, threshold in enumerate(config["thresholds"]):
+        if threshold in defined and threshold["margin"] <= 0:
+            raise ConfigError(f"thresholds[{index}].margin: 0 on a level resolved from curves (value: reference) puts "
+                              "the level where the reference's last evaluation falls; give a margin above 0")
+    calibration = config["analysis"]["calibration"]
+    names = [threshold["name"] for threshold in defined]
+    if not calibration["seeds"]:
+        raise ConfigError(f"analysis.calibration.seeds: empty, but threshold {names[0]!r} is the reference's own level "
+                          "(value: reference), which its calibration runs fix; name at least one seed")
+    reference = next(m for m in config["models"] if m["name"] == config["analysis"]["reference_model"])
+    taken = set(reference["resolved_training"]["seeds"]) | set(reference["resolved_training"]["confirmation_seeds"])
+    shared = sorted(set(calibration["seeds"]) & taken)
+    if shared:
+        raise ConfigError(f"analysis.calibration.seeds: seed {shared[0]} is also a seed the reference "
+                          f"{reference['name']} is measured on; calibration runs must be runs apart")
+    trials = [trial["name"] for trial in reference["trials"]]
+    if calibration["trial"] is None and len(trials) > 1:
+        raise ConfigError(f"analysis.calibration.trial: the reference {reference['name']} has {len(trials)} trials "
+                          f"({', '.join(trials)}): name the one its calibration runs train")
+    if calibration["trial"] is not None and calibration["trial"] not in trials:
+        raise ConfigError(f"analysis.calibration.trial: {calibration['trial']!r} is not a trial of the reference "
+                          f"{reference['name']} ({', '.join(trials)})")
 
 
 def check_thresholds_for_classes(thresholds: list[dict], num_classes: int) -> None:
@@ -307,7 +348,7 @@ def _check_recipe(name: str | None, recipes: dict, key: str) -> None:
 RUNTIME_KEYS = ("workers", "eval_batch_size", "checkpoint_every_seconds", "check_every_steps", "channels_last",
                 "compile")
 # training keys that decide which training jobs run (a curve's own seed is its job's)
-SEED_LIST_KEYS = ("seeds",)
+SEED_LIST_KEYS = ("seeds", "confirmation_seeds")
 
 
 def curve_settings(settings: dict) -> dict:

@@ -22,6 +22,7 @@ BASE_TRIAL = "base"
 # training keys that cannot vary per trial, and why
 FIXED_KEYS = {
     "seeds": "seeds are separate runs already",
+    "confirmation_seeds": "seeds are separate runs already",
     "recipe": "a recipe is a level of settings; sweep its keys instead",
     "sweep": "a grid cannot hold a grid",
     "workers": "a runtime setting, it does not change the curve",
@@ -76,13 +77,15 @@ def trial_count(grid: dict[str, list]) -> int:
 
 
 def check_plan_size(models: list[dict], limit: int) -> None:
-    """One training job per trial and seed: refuse a plan above `max_training_jobs` before expanding it."""
+    """One training job per trial and selection seed, and one per confirmation seed: refuse a plan above
+    `max_training_jobs` before expanding it."""
     sizes = {model["name"]: trial_count(model["sweep"]) * len(model["resolved_training"]["seeds"])
-             for model in models}
+             + len(model["resolved_training"]["confirmation_seeds"]) for model in models}
     total = sum(sizes.values())
     if total > limit:
         largest = max(sizes, key=sizes.get)
-        raise SweepError(f"max_training_jobs: the plan has {total} training jobs (trials x seeds; {largest}: "
+        raise SweepError(f"max_training_jobs: the plan has {total} training jobs (trials x seeds, and confirmation "
+                         f"seeds; {largest}: "
                          f"{sizes[largest]}), above the limit of {limit}; shrink the grids or raise the limit")
 
 

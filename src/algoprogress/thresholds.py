@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from algoprogress.flops import to_petaflop_s_days
+from algoprogress.protocol import REFERENCE_LEVEL, SELECTION
 
 KEYS = ["model", "trial", "seed"]
 INTERPOLATIONS = ("none", "log-linear")
-REFERENCE_LEVEL = "reference"
 DEFAULT_TRIAL = "base"
 
 THRESHOLD_COLUMNS = [
@@ -159,28 +159,34 @@ def _no_curves(curves: pd.DataFrame, threshold_name: str, metric: str, threshold
     return pd.DataFrame({column: np.array([], dtype=types.get(column, float)) for column in THRESHOLD_COLUMNS})
 
 
-def reference_level(curves: pd.DataFrame, metric: str, reference: str, margin: float = 0.0) -> float:
-    """The highest level every seed of ``reference`` reaches, less ``margin`` (NaN without evaluations).
-
-    Per seed: its best evaluation over all its trials; then the least over seeds.
-    """
+def reference_level(curves: pd.DataFrame, metric: str, reference: str, trial: str, seeds: list[int],
+                    margin: float) -> float:
+    """The reference's own level, fixed by its calibration runs (``trial`` of ``reference`` on ``seeds``,
+    algoprogress.protocol): per run its final evaluation (the last whose metric is not NaN), then the median over
+    the runs, less ``margin``; NaN without such an evaluation. A median of final values, which evaluation noise
+    does not push up as it pushes up the best of many evaluations."""
     curves = with_trial_columns(curves)
-    rows = curves.loc[(curves["model"].astype(str) == reference) & curves[metric].notna()]
+    rows = curves.loc[(curves["model"].astype(str) == reference) & (curves["trial"].astype(str) == trial)
+                      & curves["seed"].isin(seeds) & curves[metric].notna()]
     if rows.empty:
         return float("nan")
-    return float(rows.groupby("seed")[metric].max().min()) - margin
+    final = rows.sort_values(["seed", "step"], kind="stable").groupby("seed")[metric].last()
+    return float(final.median()) - margin
 
 
-def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: str) -> list[dict]:
-    """Each threshold with a numeric ``value``; ``value: reference`` becomes the reference's own level
-    (kept as ``defined_as``, with ``resolved_value``)."""
+def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: str,
+                       calibration: dict | None = None) -> list[dict]:
+    """Each threshold with a numeric ``value``; ``value: reference`` becomes the reference's own level from its
+    calibration runs (``calibration``: {trial, seeds}; kept as ``defined_as``, with ``resolved_value``)."""
     resolved = []
     for threshold in thresholds:
         threshold = dict(threshold)
         if threshold["value"] == REFERENCE_LEVEL:
-            value = reference_level(curves, threshold["metric"], reference, threshold.get("margin", 0.0))
-            threshold.update(defined_as=f"{REFERENCE_LEVEL} level of {reference} less margin "
-                                        f"{threshold.get('margin', 0.0):g}", value=value)
+            margin, seeds = threshold.get("margin", 0.0), calibration["seeds"]
+            value = reference_level(curves, threshold["metric"], reference, calibration["trial"], seeds, margin)
+            threshold.update(value=value, defined_as=(
+                f"{REFERENCE_LEVEL} level of {reference}: the median final {threshold['metric']} of its calibration "
+                f"runs ({calibration['trial']}, seeds {', '.join(map(str, seeds))}) less margin {margin:g}"))
         threshold["resolved_value"] = threshold["value"]
         resolved.append(threshold)
     return resolved
@@ -278,6 +284,35 @@ def per_model(table: pd.DataFrame, plan: dict | None = None, envelope: pd.DataFr
     return pd.DataFrame(rows)
 
 
+def protocol_per_model(table: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
+    """``per_model`` under the measurement protocol (algoprogress.protocol), for a table whose rows carry ``role``
+    and ``measured`` (the thresholds stage's): each model's compute is the median over its measured runs (a model
+    with several trials: its chosen trial's confirmation runs); beside it, from its selection runs, the
+    ``optimistic_bound_flops`` (the median over seeds of the least over trials: the lower envelope, biased low by
+    the choice among noisy trials), the ``selection_flops`` its trial was chosen by (what the efficiency factor's
+    best model is chosen by), and the price of the search. A table without ``measured`` is measured whole."""
+    if "measured" not in table.columns:
+        return per_model(table, plan)
+    measured = table.loc[table["measured"].astype(bool)]
+    selection = table.loc[table["role"] == SELECTION]
+    models = per_model(measured, plan)
+    if selection.empty:
+        return models.assign(chosen_trial=models["winning_trials"], optimistic_bound_flops=np.nan,
+                             selection_flops=np.nan)
+    chosen = measured.groupby("model")["trial"].first()
+    on_chosen = selection.loc[selection["trial"].to_numpy() == selection["model"].map(chosen).to_numpy()]
+    keys = ["threshold_name", "model"]
+    bound = per_model(selection, plan).set_index(keys)
+    by_choice = per_model(on_chosen, plan).set_index(keys)["train_flops_median"] if len(on_chosen) else None
+    models = models.set_index(keys)
+    for column in ("trials", "trials_diverged", "search_flops", "train_flops_with_search_median"):
+        models[column] = bound[column].reindex(models.index)
+    models["optimistic_bound_flops"] = bound["train_flops_median"].reindex(models.index)
+    models["selection_flops"] = np.nan if by_choice is None else by_choice.reindex(models.index)
+    models["chosen_trial"] = [chosen.get(model) for _, model in models.index]
+    return models.reset_index()
+
+
 def seed_values(envelope: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """Per (threshold, model): each seed's envelope compute (``lower_envelope``; infinite where not
     reached), for resampling."""
@@ -293,5 +328,10 @@ def resolved_values(table: pd.DataFrame) -> dict[str, float]:
 
 
 def with_resolved_values(thresholds: list[dict], table: pd.DataFrame) -> list[dict]:
+    """The thresholds with the values the thresholds stage resolved, and how a reference-defined one was."""
     values = resolved_values(table)
-    return [{**t, "value": values.get(t["name"], t["value"])} for t in thresholds]
+    defined = (table.groupby("threshold_name", sort=False)["threshold_defined_as"].first().to_dict()
+               if "threshold_defined_as" in table.columns else {})
+    return [{**t, "value": values.get(t["name"], t["value"]),
+             **({"defined_as": defined[t["name"]]} if t["value"] == REFERENCE_LEVEL and t["name"] in defined else {})}
+            for t in thresholds]

@@ -91,12 +91,15 @@ def _ols(years: np.ndarray, log2_compute: np.ndarray, robust: bool):
 
 
 def fit_trend(points: pd.DataFrame, reference: dict | None = None, level: float = 0.95,
-              robust: bool = False) -> dict:
-    """Fit ``points`` (columns: model, published, compute) and summarise the trend.
+              robust: bool = False, best_model: str | None = None) -> dict:
+    """Fit ``points`` (columns: model, published, compute; optionally selection_compute) and summarise the trend.
 
     ``reference``: {model, published, compute} of the reference model (compute None or NaN when it
     has none). Returns a JSON-ready dict: doubling time and its interval, slope, R^2, n, the best
     model and the efficiency factor of it over the reference, and the Moore factor of the same span.
+    The best model is ``best_model`` where it is among the points, else the one needing the least
+    ``selection_compute`` (the compute its trial was chosen by: chosen on the selection runs, read on the
+    confirmation runs, so that the choice does not pick the luckiest measurement), else the least ``compute``.
     """
     points = usable_points(points)
     n = len(points)
@@ -109,14 +112,18 @@ def fit_trend(points: pd.DataFrame, reference: dict | None = None, level: float 
               # every key present whatever the data, null where there is nothing to say
               "slope_log2_per_year": None, "slope_low": None, "slope_high": None, "intercept": None,
               "r_squared": None, "best_model": None, "best_model_published": None, "best_model_compute": None,
+              "best_model_chosen_by": None,
               "efficiency_factor": None, "years_reference_to_best": None, "moore_factor_same_span": None,
               "notes": []}
     if robust and not use_robust:
         result["notes"].append(f"HC3 errors need n >= {HC3_MIN_N}; classical OLS errors used (n = {n})")
     if n:
-        best = points.sort_values(["compute", "year"], kind="stable").iloc[0]
+        best = choose_best(points, best_model)
         result.update(best_model=best["model"], best_model_published=best["published"],
-                      best_model_compute=float(best["compute"]))
+                      best_model_compute=float(best["compute"]),
+                      best_model_chosen_by="the window's named end model" if best["model"] == best_model else
+                      "the least compute on the selection runs" if "selection_compute" in points.columns else
+                      "the least compute")
         _add_factors(result, reference, best)
     if n < 2 or points["year"].nunique() < 2:
         result["notes"].append(f"fewer than two dates to fit (n = {n})")
@@ -144,6 +151,15 @@ def fit_trend(points: pd.DataFrame, reference: dict | None = None, level: float 
     if not math.isfinite(doubling):
         result["notes"].append("compute does not fall with date: no doubling time")
     return result
+
+
+def choose_best(points: pd.DataFrame, best_model: str | None = None):
+    """The efficiency factor's best model among usable ``points`` (see ``fit_trend``)."""
+    if best_model is not None and best_model in set(points["model"]):
+        return points.loc[points["model"] == best_model].iloc[0]
+    key = "selection_compute" if "selection_compute" in points.columns else "compute"
+    by = points.assign(_key=pd.to_numeric(points[key], errors="coerce").fillna(points["compute"]))
+    return by.sort_values(["_key", "compute", "year"], kind="stable").iloc[0]
 
 
 def _add_factors(result: dict, reference: dict | None, best) -> None:

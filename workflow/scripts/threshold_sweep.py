@@ -18,6 +18,7 @@ from algoprogress.config import headline_choice, headline_threshold, publication
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import write_csv
 from algoprogress.plots import threshold_sweep_figure
+from algoprogress.protocol import measured_curves
 from algoprogress.thresholds import resolved_values
 
 
@@ -26,9 +27,10 @@ def run(curve_files, thresholds_file, published, threshold, analysis_cfg, plan, 
         curves = read_curves(curve_files)
     except CurveError as error:
         fail(str(error))
-    values = resolved_values(pd.read_parquet(thresholds_file))
+    table = pd.read_parquet(thresholds_file)
+    values = resolved_values(table)
     threshold = {**threshold, "value": values.get(threshold["name"], threshold["value"])}
-    sweep = threshold_sweep(curves, threshold, published, analysis_cfg, plan)
+    sweep = threshold_sweep(measured_curves(curves, table), threshold, published, analysis_cfg, plan)
     if sweep.empty:
         print(f"note: no threshold range of {threshold['metric']} where at least "
               f"{(analysis_cfg.get('threshold_sweep') or {}).get('min_models', 3)} models can be compared",

@@ -1,11 +1,13 @@
 """Thresholds: the training compute at which each curve first reaches each threshold.
 
-Resolves thresholds defined by the reference model (`value: reference`) from its curves, then writes
-one row per curve and threshold (CSV and Parquet; every trial's row), and a per-model summary: the
-lower envelope over trials per seed, the seeds combined by their median, the winning trials, grid-edge
-flags and the price of the search.
+Resolves thresholds defined by the reference model (`value: reference`) from its calibration runs, then
+writes one row per curve and threshold (CSV and Parquet; every run's row, with its `role` in the measurement
+protocol and whether the model's compute is `measured` on it), and a per-model summary: the compute at
+threshold (the median over the measured runs), the optimistic bound (the lower envelope over the trials of the
+selection runs), the chosen trial, grid-edge flags and the price of the search.
 Snakemake rule `thresholds`; also a CLI:
-    python workflow/scripts/thresholds.py --config config/config.yaml --out-dir results results/curves/*/*/*.parquet
+    python workflow/scripts/thresholds.py --config config/config.yaml --selection results/selection.json \
+        --out-dir results results/curves/*/*/*.parquet
 """
 
 import pathlib
@@ -16,22 +18,40 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import sweep_plan
 from algoprogress.curves import CurveError, read_curves
-from algoprogress.fileio import atomic_path, write_csv
-from algoprogress.thresholds import compute_at_thresholds, per_model, resolve_thresholds
+from algoprogress.fileio import atomic_path, read_json, write_csv
+from algoprogress.protocol import CALIBRATION, measured_rows, measurement_plan, with_roles
+from algoprogress.thresholds import compute_at_thresholds, protocol_per_model, resolve_thresholds
 
 
-def run(curve_files, thresholds, reference, plan, csv_out, parquet_out, by_model_out):
-    try:
-        curves = read_curves(curve_files)
-    except CurveError as error:
-        fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
-    resolved = resolve_thresholds(curves, thresholds, reference)
+def resolved_thresholds(curves, thresholds, reference, protocol):
+    """The thresholds with numbers for values (a reference-defined level from its calibration runs), said."""
+    entry = protocol.get(reference, {})
+    resolved = resolve_thresholds(curves, thresholds, reference,
+                                  {"trial": entry.get("calibration_trial"), "seeds": entry.get(CALIBRATION, [])})
     for threshold in resolved:
         if "defined_as" in threshold:
             print(f"threshold {threshold['name']}: {threshold['defined_as']} = {threshold['value']:.4f} "
                   f"{threshold['metric']}", file=sys.stderr)
+    return resolved
+
+
+def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_out, parquet_out, by_model_out):
+    try:
+        curves = read_curves(curve_files)
+    except CurveError as error:
+        fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
+    resolved = resolved_thresholds(curves, thresholds, reference, protocol)
     table = compute_at_thresholds(curves, resolved)
-    summary = per_model(table, plan)
+    definitions = {threshold["name"]: threshold.get("defined_as", "a fixed value") for threshold in resolved}
+    table = table.assign(threshold_defined_as=table["threshold_name"].map(definitions))
+    chosen = read_json(selection_file)["chosen"]
+    table = with_roles(table, protocol)
+    measured = measured_rows(table, protocol, chosen)
+    table = table.assign(measured=table.index.isin(measured.index))
+    missing = sorted({model for model in protocol if not table.loc[table["model"] == model, "measured"].any()})
+    if missing:
+        fail(f"no measured run of {', '.join(missing)} among the curves given (the chosen trial's confirmation runs)")
+    summary = protocol_per_model(table, plan)
     for row in summary.loc[summary["winner_at_grid_edge"]].itertuples():
         print(f"warning: {row.threshold_name}: {row.model}'s winning trial ({row.winning_trials}) is at the edge "
               f"of its grid ({row.grid_edges}): the optimum may lie outside the grid", file=sys.stderr)
@@ -48,20 +68,23 @@ def run(curve_files, thresholds, reference, plan, csv_out, parquet_out, by_model
 def arguments(parser):
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
+    parser.add_argument("--selection", required=True, help="selection.json written by select_trials.py")
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
 
 
 def from_args(args):
     config = config_or_fail(args.config)
     out = pathlib.Path(args.out_dir)
-    return dict(curve_files=args.curves, thresholds=config["thresholds"],
-                reference=config["analysis"]["reference_model"], plan=sweep_plan(config),
+    return dict(curve_files=args.curves, selection_file=args.selection, thresholds=config["thresholds"],
+                reference=config["analysis"]["reference_model"], protocol=measurement_plan(config),
+                plan=sweep_plan(config),
                 csv_out=out / "thresholds.csv", parquet_out=out / "thresholds.parquet",
                 by_model_out=out / "thresholds_by_model.csv")
 
 
 def from_snakemake(job):
-    return dict(curve_files=job.input.curves, thresholds=job.params.thresholds, reference=job.params.reference,
+    return dict(curve_files=job.input.curves, selection_file=job.input.selection, thresholds=job.params.thresholds,
+                reference=job.params.reference, protocol=job.params.protocol,
                 plan=job.params.plan, csv_out=job.output.csv, parquet_out=job.output.parquet,
                 by_model_out=job.output.by_model)
 
