@@ -130,6 +130,9 @@ def test_dry_run_plans_one_training_job_per_trial(snakemake_bin, repo, tmp_path)
     # FLOPs are counted once per model and resolution
     flop_files = sum(len({r for t in m["trials"] for r in flop_resolutions(t["training"])}) for m in models)
     trials = sum(len(m["trials"]) * len(m["resolved_training"]["seeds"]) for m in models)
-    assert trials > 6 * n  # a sweep per architecture, one job per trial and seed
-    assert (counts["train"], counts["count_flops"], counts["prepare_data"]) == (str(trials), str(flop_files), "1")
+    assert trials > 6 * n  # a sweep per architecture, one job per trial and selection seed
+    calibration = 3  # AlexNet's calibration runs: the reference's own level; confirmation runs come after select_trials
+    assert (counts["train"], counts["count_flops"], counts["prepare_data"], counts["select_trials"]) == (
+        str(trials + calibration), str(flop_files), "1", "1")
+    assert "DAG of jobs will be updated after completion" in result.stdout + result.stderr
     assert not (tmp_path / "run" / "results").exists()

@@ -24,15 +24,18 @@ def curves(draw):
                          "wall_seconds": np.arange(n) * 1.0})
 
 
-def crossing(curve, threshold, interpolation):
-    return compute_at_threshold(curve, "val_top1", threshold, interpolation).iloc[0]
+RULES = st.sampled_from(["monotone", "first"])
+
+
+def crossing(curve, threshold, interpolation, rule="first"):
+    return compute_at_threshold(curve, "val_top1", threshold, interpolation, crossing=rule).iloc[0]
 
 
 @settings(max_examples=200, deadline=None)
-@given(curves(), st.floats(0.01, 1), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]))
-def test_compute_at_threshold_is_monotone_in_the_threshold(curve, a, b, interpolation):
+@given(curves(), st.floats(0.01, 1), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]), RULES)
+def test_compute_at_threshold_is_monotone_in_the_threshold(curve, a, b, interpolation, rule):
     low, high = sorted((a, b))
-    first, second = crossing(curve, low, interpolation), crossing(curve, high, interpolation)
+    first, second = crossing(curve, low, interpolation, rule), crossing(curve, high, interpolation, rule)
     if second["reached"]:
         assert first["reached"] and first["train_flops"] <= second["train_flops"] * (1 + 1e-9)
 
@@ -54,10 +57,10 @@ def test_interpolated_compute_lies_between_the_neighbouring_evaluations(curve, t
 
 
 @settings(max_examples=200, deadline=None)
-@given(curves(), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]))
-def test_nan_evaluations_change_nothing_but_the_count(curve, threshold, interpolation):
-    with_nan = crossing(curve, threshold, interpolation)
-    without = crossing(curve.loc[curve["val_top1"].notna()], threshold, interpolation) if curve[
+@given(curves(), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]), RULES)
+def test_nan_evaluations_change_nothing_but_the_count(curve, threshold, interpolation, rule):
+    with_nan = crossing(curve, threshold, interpolation, rule)
+    without = crossing(curve.loc[curve["val_top1"].notna()], threshold, interpolation, rule) if curve[
         "val_top1"].notna().any() else None
     if without is not None:
         for key in ("reached", "train_flops", "step"):
@@ -77,20 +80,35 @@ def test_never_reached_reports_the_compute_spent_as_a_lower_bound(curve):
         assert row["train_flops_lower_bound"] == curve["train_flops"].max()
 
 
-def crossing_by_loop(curve: pd.DataFrame, threshold: float, interpolation: str) -> dict:
+def pool_adjacent_violators(values: list[float]) -> list[float]:
+    """The least-squares non-decreasing fit, by the textbook algorithm: merge neighbouring blocks while a block's
+    mean is below the one before it."""
+    blocks = []  # [mean, count]
+    for value in values:
+        blocks.append([value, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (mean, count), (last, more) = blocks[-2], blocks[-1]
+            blocks[-2:] = [[(mean * count + last * more) / (count + more), count + more]]
+    return [mean for mean, count in blocks for _ in range(count)]
+
+
+def crossing_by_loop(curve: pd.DataFrame, threshold: float, interpolation: str, rule: str = "first") -> dict:
     """The crossing rule of one curve (module docstring of algoprogress.thresholds), written as a plain loop."""
     curve = curve.sort_values("step", kind="stable")
     evaluations = [row for row in curve.itertuples() if not np.isnan(row.val_top1)]
+    metric = [row.val_top1 for row in evaluations]
+    if rule == "monotone":
+        metric = pool_adjacent_violators(metric)
     result = {"spent_flops": curve["train_flops"].max(), "evaluations": len(evaluations),
               "best_metric": max((row.val_top1 for row in evaluations), default=np.nan), "reached": False,
               "train_flops": np.nan, "step": np.nan, "crossed_at_first_evaluation": False}
     for position, row in enumerate(evaluations):
-        if row.val_top1 >= threshold:
+        if metric[position] >= threshold:
             flops = row.train_flops
             if interpolation == "log-linear" and position > 0:
-                before = evaluations[position - 1]
-                if 0 < before.train_flops < flops and before.val_top1 < row.val_top1:
-                    fraction = min(max((threshold - before.val_top1) / (row.val_top1 - before.val_top1), 0.0), 1.0)
+                before, level = evaluations[position - 1], metric[position - 1]
+                if 0 < before.train_flops < flops and level < metric[position]:
+                    fraction = min(max((threshold - level) / (metric[position] - level), 0.0), 1.0)
                     flops = float(np.exp(np.log(before.train_flops)
                                          + fraction * (np.log(flops) - np.log(before.train_flops))))
             result.update(reached=True, train_flops=flops, step=row.step, crossed_at_first_evaluation=position == 0)
@@ -109,16 +127,18 @@ def several_curves(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(several_curves(), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]))
-def test_all_curves_at_once_equal_the_rule_curve_by_curve(together, threshold, interpolation):
-    """The vectorised table (one row per curve, in key order) equals the rule applied to each curve alone."""
-    table = compute_at_threshold(together, "val_top1", threshold, interpolation)
+@given(several_curves(), st.floats(0.01, 1), st.sampled_from(["none", "log-linear"]), RULES)
+def test_all_curves_at_once_equal_the_rule_curve_by_curve(together, threshold, interpolation, rule):
+    """The vectorised table (one row per curve, in key order) equals the rule applied to each curve alone: the
+    first evaluation at or above the threshold, of the evaluations or of their monotone fit (scipy's isotonic
+    regression against the textbook pool-adjacent-violators algorithm)."""
+    table = compute_at_threshold(together, "val_top1", threshold, interpolation, crossing=rule)
     keys = sorted(together.groupby(["model", "trial", "seed"]).groups)
     assert list(zip(table["model"], table["trial"], table["seed"], strict=True)) == keys
     for row, key in zip(table.itertuples(), keys, strict=True):
         alone = together.loc[(together["model"] == key[0]) & (together["trial"] == key[1])
                              & (together["seed"] == key[2])]
-        expected = crossing_by_loop(alone, threshold, interpolation)
+        expected = crossing_by_loop(alone, threshold, interpolation, rule)
         for name, value in expected.items():
             got = getattr(row, name)
             assert got == pytest.approx(value, rel=1e-12, nan_ok=True), (key, name)

@@ -379,7 +379,8 @@ def threshold_sweep(curves: pd.DataFrame, threshold: dict, published: dict[str, 
         return pd.DataFrame(columns=columns)
     rows = []
     for value in np.linspace(low, high, sweep_cfg["points"]):
-        table = compute_at_threshold(inside, metric, value, threshold.get("interpolation", "log-linear"), "sweep")
+        table = compute_at_threshold(inside, metric, value, threshold.get("interpolation", "log-linear"), "sweep",
+                                     threshold.get("crossing", "monotone"))
         points = model_points(per_model(table, plan), published)
         reference = _reference_point(points, cfg["reference_model"])
         resolved = _resolved(points)

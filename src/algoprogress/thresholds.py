@@ -1,31 +1,37 @@
 """Compute at threshold, from curves alone: per curve, per seed (the lower envelope over trials), per model.
 
-**Per curve.** A curve reaches the threshold at its **first evaluation whose metric is >= the
-threshold** (evaluations whose metric is NaN are skipped). The compute at threshold is that
-evaluation's cumulative training compute or, with ``interpolation="log-linear"`` (the default), the
-point between the last evaluation below and the first at or above where the metric, interpolated
-linearly in log-compute, equals the threshold. Without an earlier evaluation with positive compute
-there is nothing to interpolate from, and the crossing evaluation's compute is used. A curve that
-never reaches the threshold is reported with ``reached = False`` and the compute it spent as
+**Per curve.** A curve reaches the threshold where its **monotone fit** first has ``metric >= threshold``
+(``crossing="monotone"``, the default): the least-squares non-decreasing fit of its evaluations
+(isotonic regression; evaluations whose metric is NaN are skipped), so that the curve holds the level
+from there on and one lucky evaluation of a noisy validation set does not decide where it crosses
+(``crossing="first"``: its first evaluation at or above the threshold). The compute at threshold is
+that evaluation's cumulative training compute or, with ``interpolation="log-linear"`` (the default),
+the point between the evaluation before and that one where the (fitted) metric, interpolated linearly
+in log-compute, equals the threshold. Without an earlier evaluation with positive compute there is
+nothing to interpolate from, and the crossing evaluation's compute is used. A curve that never reaches
+the threshold is reported with ``reached = False`` and the compute it spent as
 ``train_flops_lower_bound``. A crossing **at the curve's first evaluation** (usually step 0, the
 untrained model) is flagged ``crossed_at_first_evaluation``: the threshold is too low to measure
 that model (its compute to threshold is not resolved), and the analysis reports it instead of fitting it.
 
-**Per seed: the lower envelope.** A model may be trained in several *trials* (a sweep over budgets
-and learning rates). For each seed, its compute at threshold is the least over its trials
-(``winning_trial`` names the trial); a seed that no trial brings to the threshold is not reached,
-with the most compute any of its trials spent as the lower bound.
+**Per seed: the lower envelope.** For each seed, the least compute at threshold over a model's *trials*
+(``winning_trial`` names the trial); a seed that no trial brings to the threshold is not reached, with
+the most compute any of its trials spent as the lower bound. Over noisy trials this minimum is biased
+low (the winner's curse): the measurement protocol (algoprogress.protocol, ``protocol_per_model``)
+reports it only as the optimistic bound, and measures each model on the confirmation runs of the trial
+chosen on its selection runs.
 
-**Per model.** The model's compute at threshold is the median over **all** its seeds, a seed that
-was not reached counting as infinite compute: when the median is infinite the model is not
-reached, and the median over seeds of (compute at threshold, or compute spent) is its lower bound.
+**Per model.** The model's compute at threshold is the median over **all** the runs it is measured on,
+a run that was not reached counting as infinite compute: when the median is infinite the model is not
+reached, and the median over runs of (compute at threshold, or compute spent) is its lower bound.
 
-Thresholds may be given as a number or as ``value: reference``: the highest level that every seed of
-the reference model reaches (the least, over its seeds, of each seed's best evaluation over all its
-trials), less ``margin``; ``resolve_thresholds`` turns it into a number from the curves before any
-compute at threshold is computed.
+Thresholds may be given as a number or as ``value: reference``: the reference model's own level,
+fixed by its calibration runs (``reference_level``: the median of their final evaluations, less
+``margin``); ``resolve_thresholds`` turns it into a number from the curves before any compute at
+threshold is computed.
 
-Everything is vectorised over all curves at once (no per-row Python loops).
+Everything is vectorised over all curves at once (no per-row Python loops; the monotone fit is one
+compiled call per curve).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from algoprogress.protocol import REFERENCE_LEVEL, SELECTION
 
 KEYS = ["model", "trial", "seed"]
 INTERPOLATIONS = ("none", "log-linear")
+CROSSINGS = ("monotone", "first")
 DEFAULT_TRIAL = "base"
 
 THRESHOLD_COLUMNS = [
@@ -62,15 +69,18 @@ def compute_at_threshold(
     threshold: float,
     interpolation: str = "log-linear",
     threshold_name: str = "",
+    crossing: str = "monotone",
 ) -> pd.DataFrame:
-    """One row per curve (model, trial, seed), in the order of those keys: where it first reaches
-    ``metric >= threshold``.
+    """One row per curve (model, trial, seed), in the order of those keys: where it reaches ``metric >= threshold``
+    (``crossing``: ``monotone``, where its monotone fit does; ``first``, at its first evaluation that does).
 
     In numpy over all curves at once (pandas' grouping machinery cost about 15 ms a call for a handful of rows;
     the threshold sweep and the analysis call this many times): the rows sorted by curve and step, each
     curve a run of them."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if crossing not in CROSSINGS:
+        raise ValueError(f"crossing must be one of {CROSSINGS}, got {crossing!r}")
     curves = with_trial_columns(curves)
     curve_of = curves.groupby(KEYS, sort=True).ngroup().to_numpy()
     if np.isnan(curve_of).any():  # rows without a model, trial or seed belong to no curve
@@ -91,9 +101,13 @@ def compute_at_threshold(
     best = np.fmax.reduceat(values, starts)
     diverged = np.logical_or.reduceat(curves["diverged"].fillna(False).to_numpy(dtype=bool)[order], starts)
 
-    # the evaluations (non-NaN rows) of each curve, in step order: the first at or above the threshold
+    # the evaluations (non-NaN rows) of each curve, in step order: the first at or above the threshold (of the
+    # curve's monotone fit, with crossing="monotone")
     rows = np.flatnonzero(evaluated)
     valid_curve = curve_of[rows]
+    if crossing == "monotone":
+        values = values.copy()
+        values[rows] = monotone_fit(values[rows], valid_curve)
     valid_start = np.searchsorted(valid_curve, valid_curve, side="left")  # each evaluation's curve's first
     above = np.flatnonzero(values[rows] >= threshold)
     crossing_curve, first = np.unique(valid_curve[above], return_index=True)
@@ -149,6 +163,19 @@ def compute_at_threshold(
     return table[THRESHOLD_COLUMNS]
 
 
+def monotone_fit(values: np.ndarray, curve_of: np.ndarray) -> np.ndarray:
+    """Each curve's least-squares non-decreasing fit (isotonic regression, scipy), the curves being runs of
+    ``curve_of`` (values in step order): a curve holds a level from where its fit reaches it, so that one lucky
+    evaluation does not decide its crossing."""
+    from scipy.optimize import isotonic_regression
+
+    fitted = np.empty_like(values)
+    starts = np.flatnonzero(np.r_[True, curve_of[1:] != curve_of[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(values)], strict=True):
+        fitted[start:end] = isotonic_regression(values[start:end]).x if end - start > 1 else values[start:end]
+    return fitted
+
+
 def _no_curves(curves: pd.DataFrame, threshold_name: str, metric: str, threshold: float) -> pd.DataFrame:
     """The table of no curves, with the column types of a table of some (the curves' own where they have them)."""
     types = {"model": str, "trial": str, "seed": np.int64, "threshold_name": str, "metric": str,
@@ -195,7 +222,8 @@ def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: 
 def compute_at_thresholds(curves: pd.DataFrame, thresholds: list[dict]) -> pd.DataFrame:
     """``compute_at_threshold`` for each (resolved) threshold, stacked: one row per curve and threshold."""
     return pd.concat(
-        [compute_at_threshold(curves, t["metric"], t["value"], t.get("interpolation", "log-linear"), t["name"])
+        [compute_at_threshold(curves, t["metric"], t["value"], t.get("interpolation", "log-linear"), t["name"],
+                              t.get("crossing", "monotone"))
          for t in thresholds],
         ignore_index=True,
     )

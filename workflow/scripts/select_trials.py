@@ -33,8 +33,11 @@ def run(curve_files, threshold, reference, protocol, out):
                                   {"trial": entry.get("calibration_trial"), "seeds": entry.get(CALIBRATION, [])})[0]
     selection = pd.concat([curves.loc[(curves["model"] == model) & curves["seed"].isin(plan[SELECTION])]
                            for model, plan in protocol.items()])
+    if not resolved["value"] == resolved["value"]:  # NaN: no calibration run has an evaluation
+        fail(f"threshold {resolved['name']}: its level could not be resolved ({resolved.get('defined_as')})")
     table = compute_at_threshold(selection, resolved["metric"], resolved["value"],
-                                 resolved.get("interpolation", "log-linear"), resolved["name"])
+                                 resolved.get("interpolation", "log-linear"), resolved["name"],
+                                 resolved.get("crossing", "monotone"))
     chosen = choose_trials(table, protocol)
     for model, choice in chosen.items():
         if protocol[model]["chooses"]:
