@@ -19,7 +19,7 @@ checkpoint select_trials:
 rule thresholds:
     input:
         curves=all_curve_paths,
-        selection=rules.select_trials.output.json,
+        selection=selection_file,
         code=ANALYSIS_CODE,
     output:
         csv=report(

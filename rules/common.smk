@@ -124,6 +124,14 @@ def selection_input_paths():
     ]
 
 
+def selection_file(wildcards=None):
+    """results/selection.json where a model has several trials to choose from (the checkpoint
+    select_trials writes it); nothing otherwise: no job then chooses anything."""
+    if any(plan["chooses"] for plan in PROTOCOL.values()):
+        return "results/selection.json"
+    return []
+
+
 def all_curve_paths(wildcards=None):
     """Every curve of the run. The confirmation runs of a model with several trials are known once the
     checkpoint select_trials has chosen its trial: Snakemake plans them after it (a dry run shows the
@@ -195,7 +203,7 @@ def get_final_output(wildcards=None):
     """
     outputs = [
         *all_curve_paths(),
-        "results/selection.json",
+        *([selection_file()] if selection_file() else []),
         "results/thresholds.csv",
         "results/thresholds_by_model.csv",
         "results/trend.json",

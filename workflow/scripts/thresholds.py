@@ -44,7 +44,7 @@ def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_
     table = compute_at_thresholds(curves, resolved)
     definitions = {threshold["name"]: threshold.get("defined_as", "a fixed value") for threshold in resolved}
     table = table.assign(threshold_defined_as=table["threshold_name"].map(definitions))
-    chosen = read_json(selection_file)["chosen"]
+    chosen = read_json(selection_file)["chosen"] if selection_file else {}  # none where no model has trials to choose
     table = with_roles(table, protocol)
     measured = measured_rows(table, protocol, chosen)
     table = table.assign(measured=table.index.isin(measured.index))
@@ -68,7 +68,7 @@ def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_
 def arguments(parser):
     parser.add_argument("curves", nargs="+", help="curve Parquet files")
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
-    parser.add_argument("--selection", required=True, help="selection.json written by select_trials.py")
+    parser.add_argument("--selection", help="selection.json written by select_trials.py (where a model has trials)")
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
 
 
@@ -83,7 +83,9 @@ def from_args(args):
 
 
 def from_snakemake(job):
-    return dict(curve_files=job.input.curves, selection_file=job.input.selection, thresholds=job.params.thresholds,
+    selection = job.input.selection  # empty where no model has trials to choose (rules/common.smk: selection_file)
+    return dict(curve_files=job.input.curves, selection_file=str(selection) if selection else None,
+                thresholds=job.params.thresholds,
                 reference=job.params.reference, protocol=job.params.protocol,
                 plan=job.params.plan, csv_out=job.output.csv, parquet_out=job.output.parquet,
                 by_model_out=job.output.by_model)
