@@ -34,13 +34,19 @@ from make_run_timing import cpu_model, fmt, versions  # noqa: E402
 
 
 def run_once(seed: int, threads: int, cores: str, finished: Path | None = None) -> dict:
-    """One run of the bundled experiment with `training.seeds: [seed]`, `training.workers: threads`
-    (or the results of such a run already `finished`, e.g. by bench/make_run_timing.py --keep)."""
+    """One run of the bundled experiment with its seeds moved by ``seed`` (selection seed `seed`, confirmation
+    seed `seed + 1`, calibration seeds 1000 + 2 x `seed` and the next) and `training.workers: threads` (or the
+    results of such a run already `finished`, e.g. by bench/make_run_timing.py --keep)."""
     workdir = finished or Path(tempfile.mkdtemp(prefix="algoprogress-stability-"))
     wall = float("nan")
     if finished is None:
         override = workdir / "override.yaml"
-        override.write_text(yaml.safe_dump({"training": {"seeds": [seed], "workers": threads}}))
+        bundled = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        models = [{**model, "training": {**model.get("training", {}), "confirmation_seeds": [seed + 1]}}
+                  for model in bundled["models"]]
+        calibration = {**bundled["analysis"]["calibration"], "seeds": [1000 + 2 * seed, 1001 + 2 * seed]}
+        override.write_text(yaml.safe_dump({"training": {"seeds": [seed], "workers": threads}, "models": models,
+                                            "analysis": {"calibration": calibration}}))
         command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory",
                    str(workdir), "--cores", cores, "--configfile", str(REPO / "config" / "config.yaml"),
                    str(override)]
