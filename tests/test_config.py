@@ -48,7 +48,7 @@ def test_defaults_are_filled_and_overrides_resolved():
     assert config["dataset"]["resolution"] == 64
     # by default the capability is the reference's own level, as "AlexNet-level" is meant
     assert config["thresholds"] == [{"name": "reference-level", "metric": "val_top1", "value": "reference",
-                                     "margin": 0.01, "interpolation": "log-linear"}]
+                                     "margin": 0.01, "interpolation": "log-linear", "crossing": "monotone"}]
     assert config["analysis"]["headline"] == {"threshold": None, "set": "frontier", "window": "full"}
     assert config["analysis"]["bootstrap"] == {"draws": 1000, "seed": 0}
     assert config["analysis"]["robust_errors"] is False

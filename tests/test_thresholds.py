@@ -25,9 +25,16 @@ def curve(model, accuracies, flops=None, seed=0, trial="base"):
 
 
 def test_first_evaluation_at_or_above_without_interpolation():
-    table = compute_at_threshold(curve("a", [0.1, 0.5, 0.8, 0.7, 0.9]), "val_top1", 0.8, "none")
+    table = compute_at_threshold(curve("a", [0.1, 0.5, 0.8, 0.7, 0.9]), "val_top1", 0.8, "none", crossing="first")
     row = table.iloc[0]
     assert row["reached"] and row["train_flops"] == 100.0 and row["step"] == 2 and row["metric_at_crossing"] == 0.8
+
+
+def test_the_monotone_fit_holds_the_level_where_a_lucky_evaluation_does_not():
+    """0.8 once, then 0.7: the fit pools them to 0.75, below 0.8; the curve holds 0.8 from its last evaluation."""
+    table = compute_at_threshold(curve("a", [0.1, 0.5, 0.8, 0.7, 0.9]), "val_top1", 0.8, "none")
+    row = table.iloc[0]
+    assert row["reached"] and row["step"] == 4 and row["metric_at_crossing"] == pytest.approx(0.9)
 
 
 def test_log_linear_interpolation_between_neighbours():

@@ -113,17 +113,10 @@ def compute_at_threshold(
     crossing_curve, first = np.unique(valid_curve[above], return_index=True)
     at = above[first]  # position among the evaluations of each curve's crossing
     position = at - valid_start[at]
-    x1, y1 = flops[rows[at]], values[rows[at]]
-    flops_at = x1
+    y1 = values[rows[at]]
+    flops_at = flops[rows[at]]
     if interpolation == "log-linear":
-        before = np.where(position > 0, at - 1, at)
-        x0 = np.where(position > 0, flops[rows[before]], np.nan)
-        y0 = np.where(position > 0, values[rows[before]], np.nan)
-        usable = (x0 > 0) & (x1 > x0) & (y1 > y0) & np.isfinite(y0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fraction = np.clip((threshold - y0) / (y1 - y0), 0.0, 1.0)
-            log_flops = np.log(x0) + fraction * (np.log(x1) - np.log(x0))
-        flops_at = np.where(usable, np.exp(log_flops), x1)
+        flops_at = _log_linear(flops[rows], values[rows], at, position, threshold)
 
     reached = np.zeros(n_curves, dtype=bool)
     reached[crossing_curve] = True
@@ -161,6 +154,22 @@ def compute_at_threshold(
         "evaluations": evaluations,
     })
     return table[THRESHOLD_COLUMNS]
+
+
+def _log_linear(flops: np.ndarray, values: np.ndarray, at: np.ndarray, position: np.ndarray,
+                threshold: float) -> np.ndarray:
+    """The compute where the metric, linear in log-compute between the evaluation before each crossing (``at``:
+    indices into the evaluations; ``position``: its place in its curve) and the crossing, equals the threshold;
+    the crossing's own compute where there is no usable evaluation before it."""
+    x1, y1 = flops[at], values[at]
+    before = np.where(position > 0, at - 1, at)
+    x0 = np.where(position > 0, flops[before], np.nan)
+    y0 = np.where(position > 0, values[before], np.nan)
+    usable = (x0 > 0) & (x1 > x0) & (y1 > y0) & np.isfinite(y0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.clip((threshold - y0) / (y1 - y0), 0.0, 1.0)
+        log_flops = np.log(x0) + fraction * (np.log(x1) - np.log(x0))
+    return np.where(usable, np.exp(log_flops), x1)
 
 
 def monotone_fit(values: np.ndarray, curve_of: np.ndarray) -> np.ndarray:
