@@ -31,6 +31,32 @@ def test_evaluation_steps_cover_start_early_points_grid_and_end():
     assert evaluation_steps(10, 10, 1, 0) == [0, 10]
 
 
+def test_log_spaced_evaluations_bracket_every_crossing_alike():
+    """With no per-epoch grid, neighbouring evaluations after the first log-spaced one are 2^(1/n) apart (up to
+    rounding to whole steps), whatever the budget: a cheap model crossing early is resolved like a costly one."""
+    for total in (1_000, 100_000):
+        steps = evaluation_steps(steps_per_epoch=500, total_steps=total, evals_per_epoch=0, first_eval_step=250,
+                                 evals_per_doubling=3)
+        assert steps[:2] == [0, 250] and steps[-1] == total
+        ratios = [b / a for a, b in zip(steps[1:-2], steps[2:-1], strict=True)]
+        assert all(abs(ratio - 2 ** (1 / 3)) < 0.01 for ratio in ratios), ratios
+
+
+def test_the_imagenet_schedules_spend_at_most_a_tenth_on_evaluation(repo):
+    """config/imagenet.yaml: every trial of every model evaluates the 50,000 validation images at most so often that
+    evaluation costs at most 10% of its training compute."""
+    from algoprogress.schedules import evaluation_share
+
+    config = yaml.safe_load((repo / "config" / "imagenet.yaml").read_text())
+    shares = {}
+    for model in validate_config(config, check_paths=False)["models"]:
+        for trial in model["trials"]:
+            settings = trial["training"]
+            shares[(model["name"], trial["name"])] = evaluation_share(settings, 1_281_167 // settings["batch_size"],
+                                                                      50_000)
+    assert max(shares.values()) <= 0.10, max(shares.items(), key=lambda item: item[1])
+
+
 def test_linear_schedule_warms_up_then_decays_to_zero():
     settings = {**SETTINGS, "schedule": "linear", "lr": 1.0, "warmup_epochs": 1}
     lrs = [learning_rate(step, 40, 10, settings) for step in range(40)]

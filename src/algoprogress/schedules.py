@@ -32,16 +32,31 @@ def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: d
     return float(np.interp(step + 0.5, [0, total_steps], [peak, 0.0]))
 
 
-def evaluation_steps(steps_per_epoch: int, total_steps: int, evals_per_epoch: int, first_eval_step: int) -> list[int]:
-    """Steps after which the model is evaluated: 0, log-spaced early points, a regular grid, the end."""
+def evaluation_steps(steps_per_epoch: int, total_steps: int, evals_per_epoch: int, first_eval_step: int,
+                     evals_per_doubling: int = 1) -> list[int]:
+    """Steps after which the model is evaluated: 0, log-spaced points from ``first_eval_step`` on
+    (``evals_per_doubling`` per doubling of the step count), a regular grid of ``evals_per_epoch`` per epoch
+    (none where 0), the end. Log-spaced points are spaced alike in compute whatever a model costs per step: a
+    crossing anywhere after the first of them is bracketed by evaluations 2^(1 / evals_per_doubling) apart."""
     points = {0, total_steps}
-    every = steps_per_epoch / evals_per_epoch
-    points.update(min(total_steps, round(k * every)) for k in range(1, math.ceil(total_steps / every) + 1))
-    step = first_eval_step
-    while 0 < step < total_steps:
+    if evals_per_epoch > 0:
+        every = steps_per_epoch / evals_per_epoch
+        points.update(min(total_steps, round(k * every)) for k in range(1, math.ceil(total_steps / every) + 1))
+    k = 0
+    while 0 < first_eval_step and (step := round(first_eval_step * 2 ** (k / evals_per_doubling))) < total_steps:
         points.add(step)
-        step *= 2
+        k += 1
     return sorted(points)
+
+
+def evaluation_share(settings: dict, steps_per_epoch: int, val_images: int) -> float:
+    """Evaluation compute as a share of training compute for a run of ``settings`` (an evaluation pass costs one
+    forward per image, a training step three; both at their resolutions, FLOPs taken as growing with the area)."""
+    total = max(1, round(settings["epochs"] * steps_per_epoch))
+    evaluations = len(evaluation_steps(steps_per_epoch, total, settings["evals_per_epoch"], settings["first_eval_step"],
+                                       settings.get("evals_per_doubling", 1)))
+    area = (settings["eval_resolution"] / settings["resolution"]) ** 2
+    return evaluations * val_images * area / (3 * total * settings["batch_size"])
 
 
 def resolution_at_epoch(epoch: int, settings: dict) -> int:

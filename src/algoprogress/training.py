@@ -252,7 +252,7 @@ class TrainingRun:
             raise ValueError(f"{job.train_beton}: fewer training images than one batch of {settings['batch_size']}")
         self.total_steps = max(1, round(settings["epochs"] * self.steps_per_epoch))
         self.eval_at = set(evaluation_steps(self.steps_per_epoch, self.total_steps, settings["evals_per_epoch"],
-                                            settings["first_eval_step"]))
+                                            settings["first_eval_step"], settings.get("evals_per_doubling", 1)))
         self.eval_flops_each = (flops.FLOP_PER_MULTIPLY_ADD * job.multiply_adds[settings["eval_resolution"]]
                                 * val_images)
 
