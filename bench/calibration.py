@@ -66,7 +66,13 @@ from algoprogress.analysis import analyse_measured
 from algoprogress.config import analysis_settings
 from algoprogress.protocol import CALIBRATION, CONFIRMATION, SELECTION, choose_trials, measured_rows, with_roles
 from algoprogress.provenance import cpu_model
-from algoprogress.thresholds import compute_at_threshold, lower_envelope, resolve_thresholds, seed_values
+from algoprogress.thresholds import (
+    compute_at_threshold,
+    lower_envelope,
+    resolve_thresholds,
+    seed_values,
+    with_level_shifts,
+)
 from algoprogress.trend import decimal_year
 
 SLOPE = -0.75  # log2 per year: 16 months' doubling
@@ -83,7 +89,6 @@ EVALUATION = {500: {"margin": 0.03, "calibration_seeds": [1000, 1001]},  # confi
 SETTINGS = analysis_settings({"reference_model": REFERENCE})  # the defaults: headline = frontier, whole span
 CELL_KEYS = ("models", "sd", "n_val", "seeds", "level", "margin", "scatter", "off_trend")
 CHUNK = 25  # experiments per random stream (and per job with --jobs)
-LEVEL_STEP = 0.01  # the level shift (accuracy) over which each model's sensitivity to the level is measured
 
 
 def cell_grid(kind: str) -> list[dict]:
@@ -184,12 +189,14 @@ def threshold_of(rng, world: pd.DataFrame, cell: dict, plan: dict) -> dict:
     """The headline threshold: the reference-defined level, resolved from the reference's calibration runs as the
     workflow does (``thresholds.resolve_thresholds``); with ``level: fixed``, the true level given as a number."""
     if cell.get("level", "reference") == "fixed":
-        return {"name": "fixed-level", "metric": METRIC, "value": float(world["level"].iloc[0])}
+        return {"name": "fixed-level", "metric": METRIC, "value": float(world["level"].iloc[0]),
+                "level_standard_error": 0.0}
     seeds = plan[REFERENCE][CALIBRATION]
     calibration = curves_of(rng, calibration_runs(rng, world, cell["sd"], seeds), cell["n_val"],
                             world["level"].iloc[0])
     threshold = {"name": "reference-level", "metric": METRIC, "value": "reference", "margin": margin_of(cell)}
-    return resolve_thresholds(calibration, [threshold], REFERENCE, {"trial": "calibration", "seeds": seeds})[0]
+    return resolve_thresholds(calibration, [threshold], REFERENCE, {"trial": "calibration", "seeds": seeds},
+                              val_images=cell["n_val"])[0]
 
 
 def experiment(rng: np.random.Generator, cell: dict, draws: int, boot_seed: int) -> tuple[dict, dict]:
@@ -209,23 +216,16 @@ def experiment(rng: np.random.Generator, cell: dict, draws: int, boot_seed: int)
                                                    threshold_name=threshold["name"])], ignore_index=True)
     table = with_roles(table, plan)
     table = table.assign(measured=table.index.isin(measured_rows(table, plan, chosen).index))
+    # as workflow/scripts/thresholds.py: each run cut at the level shifted either way, the level's error
+    table = with_level_shifts(table, pd.concat([selection, confirmation]), [threshold]).assign(
+        level_standard_error=threshold["level_standard_error"])
     published = dict(zip(world["model"], world["published"], strict=True))
     settings = {**SETTINGS, "bootstrap": {"draws": draws, "seed": boot_seed}}
     result, _, points_by = analyse_measured(table, published, [threshold], settings)
-    sensitivity = level_sensitivity(confirmation, table, threshold["value"])
-    return record(world, cell, threshold, result, points_by[threshold["name"]], table, sensitivity)
+    return record(world, cell, threshold, result, points_by[threshold["name"]], table)
 
 
-def level_sensitivity(confirmation: pd.DataFrame, table: pd.DataFrame, level: float) -> dict[str, float]:
-    """Per model: d log2(compute at threshold) / d level, from its measured runs cut LEVEL_STEP above and below."""
-    measured = table.loc[table["measured"], ["model", "trial", "seed"]]
-    curves = confirmation.merge(measured, on=["model", "trial", "seed"])
-    up = compute_at_threshold(curves, METRIC, level + LEVEL_STEP / 2)
-    down = compute_at_threshold(curves, METRIC, level - LEVEL_STEP / 2)
-    return intervals.level_sensitivity(up, down, LEVEL_STEP)
-
-
-def record(world, cell, threshold, result, points, table, sensitivity) -> tuple[dict, dict]:
+def record(world, cell, threshold, result, points, table) -> tuple[dict, dict]:
     """The experiment's numbers (truth and the tool's published intervals), and the inputs of the new intervals."""
     truth = world.set_index("model")
     fits = result["thresholds"][threshold["name"]]["fits"]["full"]
@@ -244,16 +244,18 @@ def record(world, cell, threshold, result, points, table, sensitivity) -> tuple[
                else math.nan)
     ef = result.get("efficiency_factor")
     rec["ef_tool"] = (math.log2(ef) if ef else math.nan, math.nan, math.nan)
+    for name in ("frontier", "all"):  # the intervals the analysis publishes (the same as two candidates below)
+        published = fits[name]["interval"]
+        rec[f"published_{name}"] = tuple(published[k] for k in ("slope_log2_per_year", "slope_low", "slope_high"))
+        factor = [published[k] for k in ("efficiency_factor_trend", "efficiency_factor_low", "efficiency_factor_high")]
+        rec[f"published_ef_{name}"] = tuple(math.log2(v) if v else math.nan for v in factor)
     seeds = seed_values(lower_envelope(table.loc[table["measured"]]))
-    runs = len(EVALUATION[cell["n_val"]]["calibration_seeds"])
-    level_se = 0.0 if cell.get("level") == "fixed" else intervals.level_standard_error(
-        threshold["value"] + margin_of(cell), cell["n_val"], runs)
     inputs = {"models": points["model"].tolist(),
               "years": np.array([decimal_year(d) for d in points["published"]]),
               "seed_computes": [seeds[(threshold["name"], m)] for m in points["model"]],
               "on_frontier": points["on_frontier"].to_numpy(dtype=bool), "reference": REFERENCE, "best": best,
-              "sensitivity": np.array([sensitivity.get(m, np.nan) for m in points["model"]]),
-              "level_se": level_se}
+              "sensitivity": points["level_sensitivity"].to_numpy(dtype=float),
+              "level_se": threshold["level_standard_error"]}
     return rec, inputs
 
 

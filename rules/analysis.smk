@@ -44,6 +44,8 @@ rule thresholds:
         reference=config["analysis"]["reference_model"],
         protocol=PROTOCOL,
         plan=sweep_plan(config),
+        # read, not an input: the data may be deleted after training without the curves being redone
+        manifest=rules.prepare_data.output.manifest,
     script:
         "../workflow/scripts/thresholds.py"
 

@@ -69,6 +69,22 @@ def test_the_known_truth_is_recovered_on_average(bench, quick):
     assert (experiments["true_log2_ef"].dropna() > 0).all()
 
 
+def test_the_analysis_publishes_the_candidates_the_table_measures(quick):
+    """trend.json's ``interval`` (what analysis.analyse_measured publishes, from the thresholds stage's level shifts
+    and level error) is, for the frontier, the parametric bootstrap and, for all models, the OLS + level interval
+    that the calibration table measures; the headline's efficiency factor is the trend's over the same slope (the
+    all-models fit's factor names that fit's own best model, chosen among more models)."""
+    _, experiments = quick
+    pairs = {"published_frontier": "slope_frontier_param", "published_all": "slope_all_level",
+             "published_ef_frontier": "ef_trend_frontier"}
+    for published, candidate in pairs.items():
+        for part in ("point", "low", "high"):
+            mine, theirs = experiments[f"{published}_{part}"], experiments[f"{candidate}_{part}"]
+            assert (mine.isna() == theirs.isna()).all(), (published, part)
+            assert np.allclose(mine.dropna(), theirs.dropna(), rtol=0, atol=1e-9), (published, part)
+        assert experiments[f"{published}_low"].notna().mean() > 0.9
+
+
 def test_markdown_names_every_interval(bench, quick):
     rows, _ = quick
     table = bench.markdown(rows)

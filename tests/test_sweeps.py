@@ -3,6 +3,7 @@
 import copy
 import datetime as dt
 import json
+import math
 import shutil
 
 import pandas as pd
@@ -392,3 +393,14 @@ def test_the_trial_chosen_on_the_selection_seed_is_measured_on_the_confirmation_
         (0, "selection", True), (2, "calibration", False)}  # the level's run is not one the compute is measured on
     trend = json.loads((results / "trend.json").read_text())
     assert trend["thresholds"]["own"]["definition"]["defined_as"].startswith("reference level of mobilenet_v2")
+    # the level's standard error: binomial on the validation set, its one calibration run's final value
+    val_images = json.loads((results / "data" / "manifest.json").read_text())["val"]["images"]
+    final = own + 0.05
+    errors = rows.loc[rows["threshold_name"] == "own", "level_standard_error"].tolist()
+    assert errors == pytest.approx([math.sqrt(final * (1 - final) / val_images)] * len(errors))
+    assert (rows.loc[rows["threshold_name"] != "own", "level_standard_error"] == 0).all()  # fixed numbers
+    # each run cut at the level shifted either way (where the level has an error): it needs more compute above
+    own_rows = rows.loc[(rows["threshold_name"] == "own") & rows["train_flops_level_up"].notna()
+                        & rows["train_flops_level_down"].notna()]
+    assert (own_rows["train_flops_level_up"] >= own_rows["train_flops_level_down"]).all()
+    assert rows.loc[rows["threshold_name"] != "own", "train_flops_level_up"].isna().all()

@@ -64,6 +64,12 @@ def test_end_to_end_outputs(finished_run, repo):
         assert key in trend
     assert trend["n"] <= len(names) and trend["bootstrap"]["draws"] == 200
     assert trend["bootstrap"]["levels"] == ["seeds within models", "models"]
+    # the published interval (calibrated against known truth, docs/method.md): the frontier's parametric bootstrap;
+    # the tiny config's levels are numbers, without error
+    assert trend["interval"]["method"].startswith("parametric bootstrap of the frontier fit")
+    assert trend["interval"]["level_standard_error"] == 0
+    if trend["interval"]["slope_low"] is not None:
+        assert trend["interval"]["slope_low"] <= trend["interval"]["slope_high"]
     assert sorted(trend["thresholds"]) == sorted(threshold_names)
     table = pd.read_csv(results / "trend.csv")
     assert sorted(zip(table["threshold"], table["set"], strict=True)) == sorted(

@@ -20,7 +20,9 @@ import pandas as pd
 
 from algoprogress.config import FULL_WINDOW, headline_choice
 from algoprogress.flops import PETAFLOP_S_DAY, to_petaflop_s_days
+from algoprogress.intervals import level_sensitivity, published_interval
 from algoprogress.thresholds import (
+    LEVEL_STEP,
     compute_at_threshold,
     lower_envelope,
     per_model,
@@ -43,8 +45,10 @@ TREND_CSV_COLUMNS = [
     "threshold", "window", "set", "headline", "window_start", "window_end", "n", "doubling_time_months",
     "doubling_time_months_low", "doubling_time_months_high", "doubling_time_unbounded",
     "bootstrap_doubling_time_months_low", "bootstrap_doubling_time_months_high", "bootstrap_unbounded",
-    "bootstrap_usable_draws", "bootstrap_levels", "slope_log2_per_year", "r_squared", "standard_errors",
-    "reference_model", "best_model", "efficiency_factor", "moore_factor_same_span", "years_reference_to_best",
+    "bootstrap_usable_draws", "bootstrap_levels", "interval_doubling_time_months", "interval_doubling_time_months_low",
+    "interval_doubling_time_months_high", "interval_unbounded", "interval_method", "slope_log2_per_year", "r_squared",
+    "standard_errors", "reference_model", "best_model", "efficiency_factor", "efficiency_factor_trend",
+    "efficiency_factor_low", "efficiency_factor_high", "moore_factor_same_span", "years_reference_to_best",
     "models_left_out", "notes",
 ]
 
@@ -122,9 +126,10 @@ def _resolved(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: dict, start, end, cfg: dict,
-               end_model: str | None = None) -> dict:
-    """Both sets' fits (with bootstrap) over the models published in [start, end]; the efficiency factor's best
-    model is ``end_model`` (a window that ends at a named model) or the one chosen on the selection runs."""
+               end_model: str | None = None, level_se: float = 0.0) -> dict:
+    """Both sets' fits (with bootstrap and the published ``interval``) over the models published in [start, end];
+    the efficiency factor's best model is ``end_model`` (a window that ends at a named model) or the one chosen on
+    the selection runs; ``level_se``: the threshold's standard error (0 for a level given as a number)."""
     level, robust = cfg["confidence_level"], cfg["robust_errors"]
     bootstrap = cfg["bootstrap"]
     inside = _in_window(points, start, end)
@@ -146,11 +151,36 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
                                 + ", ".join(f"{m['model']} ({m['reason']})" for m in left_out))
         fit["bootstrap"] = bootstrap_doubling_time(years, samples, name == "frontier", bootstrap["draws"],
                                                    bootstrap["seed"], level, resampled=draws)
+        fit["interval"] = calibrated_interval(name, resolved, fit, level_se, level, bootstrap["seed"])
         fit.update(window_start=start, window_end=end)
         if len(inside) < 2:
             fit["notes"].append(f"the window holds {len(inside)} model(s): nothing to fit")
         fits[name] = fit
     return fits
+
+
+def calibrated_interval(set_name: str, resolved: pd.DataFrame, fit: dict, level_se: float, level: float,
+                        seed: int) -> dict:
+    """The interval published with a fit (``intervals.published_interval``: its coverage of known truth is in
+    docs/method.md) over the window's resolved models; each model's sensitivity to the level, where measured."""
+    years = np.array([decimal_year(d) for d in resolved["published"]], dtype=float)
+    y = np.log2(resolved["compute"].to_numpy(dtype=float))
+    sensitivity = resolved.get("level_sensitivity", pd.Series(np.nan, index=resolved.index)).to_numpy(dtype=float)
+    on_frontier = frontier_mask(resolved).to_numpy(dtype=bool) if len(resolved) else np.zeros(0, dtype=bool)
+    return published_interval(set_name, years, y, on_frontier, sensitivity, level_se,
+                              fit.get("years_reference_to_best"), level, seed)
+
+
+def level_sensitivities(measured: pd.DataFrame) -> dict[str, float]:
+    """Per model: d log2(compute at threshold) / d level, from its measured runs' computes at the level shifted
+    either way (``thresholds.with_level_shifts``; NaN where not measured)."""
+    if "train_flops_level_up" not in measured.columns or measured["train_flops_level_up"].isna().all():
+        return {}
+    cut = {name: pd.DataFrame({"model": measured["model"].to_numpy(),
+                               "reached": measured[f"train_flops_level_{name}"].notna().to_numpy(),
+                               "train_flops": measured[f"train_flops_level_{name}"].to_numpy(dtype=float)})
+           for name in ("up", "down")}
+    return level_sensitivity(cut["up"], cut["down"], LEVEL_STEP)
 
 
 def left_out_of_fit(inside: pd.DataFrame) -> list[dict]:
@@ -201,8 +231,9 @@ def analyse(points_by: dict[str, pd.DataFrame], seeds_by: dict[str, dict[str, np
     by_threshold, rows, notes = {}, [], []
     for name, points in points_by.items():
         reference = _reference_point(points, references[name])
+        level_se = definitions.get(name, {}).get("level_standard_error") or 0.0
         fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg,
-                                   end_model=window_end_model(cfg, window, points))
+                                   end_model=window_end_model(cfg, window, points), level_se=level_se)
                 for window, (start, end) in windows.items()}
         resolved = _resolved(points)
         frontier = frontier_mask(resolved).reindex(points.index, fill_value=False)
@@ -250,7 +281,7 @@ def _threshold_notes(name: str, points: pd.DataFrame, reference: str, search: di
 
 
 def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: dict) -> dict:
-    boot = fit.get("bootstrap", {})
+    boot, interval = fit.get("bootstrap", {}), fit.get("interval", {})
     return {**fit, "threshold": threshold, "window": window, "set": set_name,
             "headline": (threshold, window, set_name) == (headline["threshold"], headline["window"], headline["set"]),
             "bootstrap_doubling_time_months_low": boot.get("doubling_time_months_low"),
@@ -258,6 +289,11 @@ def _csv_row(threshold: str, window: str, set_name: str, fit: dict, headline: di
             "bootstrap_unbounded": boot.get("doubling_time_unbounded"),
             "bootstrap_usable_draws": boot.get("usable_draws"),
             "bootstrap_levels": " + ".join(boot.get("levels", [])),
+            **{f"interval_{key}": interval.get(key) for key in (
+                "doubling_time_months", "doubling_time_months_low", "doubling_time_months_high", "method")},
+            "interval_unbounded": interval.get("doubling_time_unbounded"),
+            **{key: interval.get(key) for key in (
+                "efficiency_factor_trend", "efficiency_factor_low", "efficiency_factor_high")},
             "models_left_out": "; ".join(f"{m['model']} ({m['reason']})" for m in fit.get("left_out", [])),
             "notes": "; ".join(fit.get("notes", []) + boot.get("notes", []))}
 
@@ -272,12 +308,23 @@ def analyse_measured(table: pd.DataFrame, published: dict[str, str], thresholds_
     for threshold in thresholds_cfg:
         name = threshold["name"]
         rows = models.loc[models["threshold_name"] == name]
-        points_by[name] = model_points(rows, published)
+        sensitivity = level_sensitivities(measured.loc[measured["threshold_name"] == name])
+        points_by[name] = model_points(rows, published).assign(
+            level_sensitivity=lambda p, s=sensitivity: p["model"].map(s).astype(float))
         seeds_by[name] = {model: seeds[(name, model)] for model in rows["model"]}
-        definitions[name] = {**threshold, "resolved_value": _resolved_value(table, threshold)}
+        definitions[name] = {**threshold, "resolved_value": _resolved_value(table, threshold),
+                             "level_standard_error": _table_value(table, name, "level_standard_error", 0.0)}
     references = {name: analysis_cfg["reference_model"] for name in points_by}
     result, csv = analyse(points_by, seeds_by, definitions, references, analysis_cfg, published)
     return result, csv, points_by
+
+
+def _table_value(table: pd.DataFrame, name: str, column: str, default: float) -> float:
+    """A threshold's value of a per-threshold column of the thresholds table (``default`` without it)."""
+    if column not in table.columns:
+        return default
+    values = table.loc[table["threshold_name"] == name, column].dropna()
+    return float(values.iloc[0]) if len(values) else default
 
 
 def _resolved_value(table: pd.DataFrame, threshold: dict):

@@ -1,8 +1,12 @@
-"""Intervals for the headline, checked against known truth (bench/calibration.py; docs/calibration-draft.md).
+"""Intervals for the headline, checked against known truth (bench/calibration.py; docs/method.md, "Calibration").
 
-Draft, not yet called by the analysis. Inputs are what ``analysis.analyse_measured`` has at hand: per model its
-date (decimal years), its measured runs' computes at threshold (one array per model, infinite for a run not
-reached; the model's compute is their median), which models are on the frontier, the reference and best models.
+``published_interval`` is what the analysis publishes with every fit (``interval`` in trend.json, the ``interval_*``
+columns of trend.csv): for the frontier, a parametric bootstrap of the whole frontier fit; for all models, the OLS
+interval; each widened by the reference-defined level's error; the efficiency factor's interval from the slope's.
+The other functions are the candidates the calibration benchmark compares. Inputs are what
+``analysis.analyse_measured`` has at hand: per model its date (decimal years), its measured runs' computes at
+threshold (one array per model, infinite for a run not reached; the model's compute is their median), which models
+are on the frontier, the reference and best models.
 """
 
 from __future__ import annotations
@@ -244,4 +248,49 @@ def efficiency_intervals(r: int, b: int, years: np.ndarray, y: np.ndarray, seed_
         runs = [int(np.isfinite(np.asarray(seed_computes[i], dtype=float)).sum()) for i in (r, b)]
         spread = sd * math.sqrt(sum(MEDIAN_VARIANCE.get(n, math.pi / (2 * n)) for n in runs))
         out["ef_replicates"] = t_interval(y[r] - y[b], math.hypot(spread, level_term), df, level)
+    return out
+
+
+PUBLISHED_METHODS = {
+    "frontier": ("parametric bootstrap of the frontier fit (the world fitted on every resolved model, every model "
+                 "redrawn, the frontier re-selected and refitted per draw; basic bootstrap interval) widened by the "
+                 "reference-defined level's error"),
+    "all": "OLS t interval on n - 2 df, its standard error widened by the reference-defined level's error",
+}
+EF_METHOD = ("the trend's factor over the years from the reference's date to the best model's: -slope x years, "
+             "with the slope's interval")
+
+
+def published_interval(set_name: str, years: np.ndarray, y: np.ndarray, on_frontier: np.ndarray,
+                       sensitivity: np.ndarray, level_se: float, years_reference_to_best: float | None,
+                       level: float = 0.95, seed: int = 0, draws: int = 2000) -> dict:
+    """The interval published with a fit of ``set_name`` (frontier or all) over resolved models (``years``, ``y``:
+    log2 compute; ``on_frontier``; ``sensitivity``: d log2 compute / d level per model; ``level_se``: the level's
+    standard error, 0 for a level given as a number): the slope's (for the frontier, corrected for the frontier's
+    selection), its doubling times and the efficiency factor's (``years_reference_to_best``: None without one)."""
+    years, y = np.asarray(years, dtype=float), np.asarray(y, dtype=float)
+    sens, front = np.asarray(sensitivity, dtype=float), np.asarray(on_frontier, dtype=bool)
+    out = {"method": PUBLISHED_METHODS[set_name], "level_standard_error": level_se, "slope_log2_per_year": None,
+           "slope_low": None, "slope_high": None, "doubling_time_months": None, "doubling_time_months_low": None,
+           "doubling_time_months_high": None, "doubling_time_unbounded": None, "efficiency_factor_method": EF_METHOD,
+           "efficiency_factor_trend": None, "efficiency_factor_low": None, "efficiency_factor_high": None}
+    if len(y) < 3 or np.ptp(years) == 0:
+        return out
+    term = level_slope_term(years, sens, level_se)
+    if set_name == "frontier":
+        front_term = level_slope_term(years[front], sens[front], level_se) if front.sum() > 2 else term
+        slope = frontier_parametric_interval(years, y, level, draws, seed, front_term)
+    else:
+        slope = slope_interval(years, y, level, term)
+    point, low, high = slope
+    if not np.isfinite(low):
+        return out
+    out.update(slope_log2_per_year=point, slope_low=low, slope_high=high,
+               doubling_time_months=-12 / point if point < 0 else None,
+               doubling_time_months_low=-12 / low if low < 0 else None,
+               doubling_time_months_high=-12 / high if high < 0 else None, doubling_time_unbounded=not high < 0)
+    if years_reference_to_best:
+        factor = trend_efficiency_factor(slope, years_reference_to_best)
+        out.update(efficiency_factor_trend=2.0 ** factor[0], efficiency_factor_low=2.0 ** factor[1],
+                   efficiency_factor_high=2.0 ** factor[2])
     return out

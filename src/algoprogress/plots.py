@@ -48,13 +48,12 @@ def _interval_text(fit: dict, prefix: str = "") -> str:
 
 
 def fit_label(fit: dict, set_name: str, window: str) -> str:
-    """The legend of a fitted line: doubling time, OLS and bootstrap intervals, R^2, n."""
+    """The legend of a fitted line: doubling time, the published interval (calibrated against known truth) and the
+    plain OLS one, R^2, n."""
     span = "" if window == FULL_WINDOW else f", window {window}"
     label = (f"fit on {set_name}{span}: doubling every {fit['doubling_time_months']:.1f} months "
-             f"({_interval_text(fit, 'OLS ')}")
-    boot = fit.get("bootstrap") or {}
-    if boot.get("usable_draws"):
-        label += f"; {_interval_text({**boot, 'confidence_level': fit['confidence_level']}, 'bootstrap ')}"
+             f"({_interval_text({**(fit.get('interval') or {}), 'confidence_level': fit['confidence_level']})}; "
+             f"{_interval_text(fit, 'OLS ')}")
     return label + f"), R$^2$={fit['r_squared']:.2f}, n={fit['n']}"
 
 
@@ -95,9 +94,13 @@ def efficiency_panel(ax, points: pd.DataFrame, fits: dict, title: str, level: fl
         if band is not None:
             ax.fill_between(grid, band[1], band[2], color=FIT_COLOUR, alpha=0.12, lw=0)
     if fit.get("efficiency_factor"):
+        interval = fit.get("interval") or {}
+        trend = (f"; the trend's {interval['efficiency_factor_trend']:.1f}x, {fit['confidence_level']:.0%} "
+                 f"{interval['efficiency_factor_low']:.1f}-{interval['efficiency_factor_high']:.1f}x"
+                 if interval.get("efficiency_factor_low") else "")
         ax.text(0.98, 0.97, f"{fit['efficiency_factor']:.1f}x less compute: {fit['reference_model']} -> "
-                f"{fit['best_model']} (Moore's law: {fit['moore_factor_same_span']:.1f}x)", transform=ax.transAxes,
-                ha="right", va="top", fontsize=8)
+                f"{fit['best_model']}{trend} (Moore's law: {fit['moore_factor_same_span']:.1f}x)",
+                transform=ax.transAxes, ha="right", va="top", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("publication date (year)")
     ax.set_ylabel("training FLOP to reach the threshold")

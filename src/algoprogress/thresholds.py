@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from algoprogress.flops import to_petaflop_s_days
+from algoprogress.intervals import level_standard_error
 from algoprogress.protocol import REFERENCE_LEVEL, SELECTION
 
 KEYS = ["model", "trial", "seed"]
@@ -211,18 +212,23 @@ def reference_level(curves: pd.DataFrame, metric: str, reference: str, trial: st
 
 
 def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: str,
-                       calibration: dict | None = None) -> list[dict]:
+                       calibration: dict | None = None, val_images: int | None = None) -> list[dict]:
     """Each threshold with a numeric ``value``; ``value: reference`` becomes the reference's own level from its
-    calibration runs (``calibration``: {trial, seeds}; kept as ``defined_as``, with ``resolved_value``)."""
+    calibration runs (``calibration``: {trial, seeds}; kept as ``defined_as``, with ``resolved_value``) and gets the
+    level's standard error from the validation set's size (``val_images``; ``intervals.level_standard_error``:
+    binomial, through the median of the runs); a level given as a number has none (0)."""
     resolved = []
     for threshold in thresholds:
         threshold = dict(threshold)
+        threshold["level_standard_error"] = 0.0
         if threshold["value"] == REFERENCE_LEVEL:
             margin, seeds = threshold.get("margin", 0.0), calibration["seeds"]
             value = reference_level(curves, threshold["metric"], reference, calibration["trial"], seeds, margin)
             threshold.update(value=value, defined_as=(
                 f"{REFERENCE_LEVEL} level of {reference}: the median final {threshold['metric']} of its calibration "
                 f"runs ({calibration['trial']}, seeds {', '.join(map(str, seeds))}) less margin {margin:g}"))
+            if val_images and np.isfinite(value):
+                threshold["level_standard_error"] = level_standard_error(value + margin, val_images, len(seeds))
         threshold["resolved_value"] = threshold["value"]
         resolved.append(threshold)
     return resolved
@@ -236,6 +242,30 @@ def compute_at_thresholds(curves: pd.DataFrame, thresholds: list[dict]) -> pd.Da
          for t in thresholds],
         ignore_index=True,
     )
+
+
+LEVEL_STEP = 0.01  # the shift of a level (in its metric) over which each run's sensitivity to it is measured
+
+
+def with_level_shifts(table: pd.DataFrame, curves: pd.DataFrame, thresholds: list[dict],
+                      step: float = LEVEL_STEP) -> pd.DataFrame:
+    """``table`` (``compute_at_thresholds``) with each run's compute at its threshold ``step / 2`` above and below
+    (``train_flops_level_up`` / ``_down``; NaN where not reached), for the thresholds whose level has an error
+    (``level_standard_error`` > 0): what ``intervals.level_sensitivity`` turns into each model's sensitivity."""
+    keys = ["threshold_name", "model", "trial", "seed"]
+    shifted = []
+    for t in thresholds:
+        if not t.get("level_standard_error"):
+            continue
+        cut = {}
+        for name, sign in (("up", 1), ("down", -1)):
+            rows = compute_at_threshold(curves, t["metric"], t["value"] + sign * step / 2,
+                                        t.get("interpolation", "log-linear"), t["name"], t.get("crossing", "monotone"))
+            cut[name] = rows.set_index(keys)["train_flops"].where(rows.set_index(keys)["reached"].astype(bool))
+        shifted.append(pd.DataFrame({"train_flops_level_up": cut["up"], "train_flops_level_down": cut["down"]}))
+    if not shifted:
+        return table.assign(train_flops_level_up=np.nan, train_flops_level_down=np.nan)
+    return table.merge(pd.concat(shifted).reset_index(), on=keys, how="left")
 
 
 def lower_envelope(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,10 +1,13 @@
 """Thresholds: the training compute at which each curve first reaches each threshold.
 
-Resolves thresholds defined by the reference model (`value: reference`) from its calibration runs, then
+Resolves thresholds defined by the reference model (`value: reference`) from its calibration runs (with the
+level's standard error, from the validation set's size in the data's manifest), then
 writes one row per curve and threshold (CSV and Parquet; every run's row, with its `role` in the measurement
 protocol and whether the model's compute is `measured` on it), and a per-model summary: the compute at
 threshold (the median over the measured runs), the optimistic bound (the lower envelope over the trials of the
-selection runs), the chosen trial, grid-edge flags and the price of the search.
+selection runs), the chosen trial, grid-edge flags and the price of the search. Each run's row also has its
+compute at the level shifted by half of thresholds.LEVEL_STEP either way, from which the analysis takes each model's
+sensitivity to the level.
 Snakemake rule `thresholds`; also a CLI:
     python workflow/scripts/thresholds.py --config config/config.yaml --selection results/selection.json \
         --out-dir results results/curves/*/*/*.parquet
@@ -19,15 +22,26 @@ from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import atomic_path, read_json, write_csv
-from algoprogress.protocol import CALIBRATION, measured_rows, measurement_plan, with_roles
-from algoprogress.thresholds import compute_at_thresholds, protocol_per_model, resolve_thresholds
+from algoprogress.protocol import CALIBRATION, REFERENCE_LEVEL, measured_rows, measurement_plan, with_roles
+from algoprogress.thresholds import compute_at_thresholds, protocol_per_model, resolve_thresholds, with_level_shifts
 
 
-def resolved_thresholds(curves, thresholds, reference, protocol):
+def validation_images(manifest):
+    """The validation set's size from the data's manifest (the level's error depends on it); None, said, without."""
+    if manifest and pathlib.Path(manifest).exists():
+        return int(read_json(manifest)["val"]["images"])
+    print(f"warning: {manifest}: no data manifest: a reference-defined level's error is not counted in the "
+          "intervals", file=sys.stderr)
+    return None
+
+
+def resolved_thresholds(curves, thresholds, reference, protocol, manifest):
     """The thresholds with numbers for values (a reference-defined level from its calibration runs), said."""
     entry = protocol.get(reference, {})
-    resolved = resolve_thresholds(curves, thresholds, reference,
-                                  {"trial": entry.get("calibration_trial"), "seeds": entry.get(CALIBRATION, [])})
+    calibration = {"trial": entry.get("calibration_trial"), "seeds": entry.get(CALIBRATION, [])}
+    needs_size = any(threshold["value"] == REFERENCE_LEVEL for threshold in thresholds)
+    resolved = resolve_thresholds(curves, thresholds, reference, calibration,
+                                  validation_images(manifest) if needs_size else None)
     for threshold in resolved:
         if "defined_as" in threshold:
             print(f"threshold {threshold['name']}: {threshold['defined_as']} = {threshold['value']:.4f} "
@@ -35,15 +49,18 @@ def resolved_thresholds(curves, thresholds, reference, protocol):
     return resolved
 
 
-def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_out, parquet_out, by_model_out):
+def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_out, parquet_out, by_model_out,
+        manifest=None):
     try:
         curves = read_curves(curve_files)
     except CurveError as error:
         fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
-    resolved = resolved_thresholds(curves, thresholds, reference, protocol)
-    table = compute_at_thresholds(curves, resolved)
+    resolved = resolved_thresholds(curves, thresholds, reference, protocol, manifest)
+    table = with_level_shifts(compute_at_thresholds(curves, resolved), curves, resolved)
     definitions = {threshold["name"]: threshold.get("defined_as", "a fixed value") for threshold in resolved}
-    table = table.assign(threshold_defined_as=table["threshold_name"].map(definitions))
+    errors = {threshold["name"]: threshold["level_standard_error"] for threshold in resolved}
+    table = table.assign(threshold_defined_as=table["threshold_name"].map(definitions),
+                         level_standard_error=table["threshold_name"].map(errors))
     chosen = read_json(selection_file)["chosen"] if selection_file else {}  # none where no model has trials to choose
     table = with_roles(table, protocol)
     measured = measured_rows(table, protocol, chosen)
@@ -70,6 +87,8 @@ def arguments(parser):
     parser.add_argument("--config", required=True, help="workflow config YAML (its `thresholds` are used)")
     parser.add_argument("--selection", help="selection.json written by select_trials.py (where a model has trials)")
     parser.add_argument("--out-dir", required=True, help="folder for thresholds.csv/.parquet, thresholds_by_model.csv")
+    parser.add_argument("--manifest", default="results/data/manifest.json",
+                        help="the data's manifest.json (the validation set's size: a reference-defined level's error)")
 
 
 def from_args(args):
@@ -79,7 +98,7 @@ def from_args(args):
                 reference=config["analysis"]["reference_model"], protocol=measurement_plan(config),
                 plan=sweep_plan(config),
                 csv_out=out / "thresholds.csv", parquet_out=out / "thresholds.parquet",
-                by_model_out=out / "thresholds_by_model.csv")
+                by_model_out=out / "thresholds_by_model.csv", manifest=args.manifest)
 
 
 def from_snakemake(job):
@@ -88,7 +107,7 @@ def from_snakemake(job):
                 thresholds=job.params.thresholds,
                 reference=job.params.reference, protocol=job.params.protocol,
                 plan=job.params.plan, csv_out=job.output.csv, parquet_out=job.output.parquet,
-                by_model_out=job.output.by_model)
+                by_model_out=job.output.by_model, manifest=job.params.manifest)
 
 
 if __name__ == "__main__":
