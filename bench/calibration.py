@@ -5,7 +5,11 @@ runs fix the reference-defined level (``thresholds.resolve_thresholds``), every 
 (``thresholds.compute_at_threshold``), each model's trial is chosen on them (``protocol.choose_trials``), the chosen
 trial's confirmation runs are simulated and cut, the rows are given their roles (``protocol.with_roles``,
 ``protocol.measured_rows``), and ``analysis.analyse_measured`` gives the headline (frontier OLS, all-models OLS, the
-package's bootstrap of both, the efficiency factor). Beside them, the intervals of ``algoprogress.intervals``.
+package's bootstrap of both, the efficiency factor, and the published ``interval`` of each: for the frontier, the
+headline, ``intervals.frontier_parametric_interval``; for all models ``intervals.slope_interval``, each with the
+level's error; the efficiency factor's from the trend). Beside them, the other candidates of ``algoprogress.intervals``
+(the table's columns are computed by ``intervals.headline_intervals``; tests/test_calibration.py holds that the
+published ones are the same numbers).
 
 **Truth.** Model i (15 or 29 of them, published 2012-06 to 2020-12 by month, a few sharing a date; the reference
 ``m00`` is the earliest, 2012-06-01) needs ``c_i = C0 + SLOPE * (year_i - year_ref)`` log2 FLOPs to reach the level
@@ -262,15 +266,16 @@ def record(world, cell, threshold, result, points, table) -> tuple[dict, dict]:
 # --- what is reported -------------------------------------------------------------------------------------------
 
 SLOPE_INTERVALS = {
-    "ols_frontier": "OLS t, frontier (the headline's now)", "boot_frontier": "package bootstrap, frontier",
+    "ols_frontier": "OLS t, frontier (published beside)", "boot_frontier": "package bootstrap, frontier",
     "ols_all": "OLS t, all models", "boot_all": "package bootstrap, all models",
-    "slope_all_level": "OLS t, all models + level error (new)",
-    "slope_frontier_param": "parametric bootstrap, frontier (new)",
+    "slope_all_level": "OLS t, all models + level error (published: all models)",
+    "slope_frontier_param": "parametric bootstrap, frontier + level error (published: the frontier, the headline)",
 }
 EF_INTERVALS = {
-    "ef_tool": "the tool's factor (no interval)", "ef_direct": "two models' own, residual sd + level (new)",
-    "ef_replicates": "two models' own, run-to-run sd + level (new)", "ef_trend": "the trend's, over their dates (new)",
-    "ef_trend_frontier": "the frontier trend's, over their dates (new)",
+    "ef_tool": "the measured factor (no interval)", "ef_direct": "two models' own, residual sd + level (candidate)",
+    "ef_replicates": "two models' own, run-to-run sd + level (candidate)",
+    "ef_trend": "the all-models trend's, over their dates",
+    "ef_trend_frontier": "the frontier trend's, over their dates (published with the headline)",
 }
 
 
@@ -353,9 +358,9 @@ def machine() -> str:
 
 
 SHORT = {"ols_frontier": "OLS frontier", "boot_frontier": "boot frontier", "ols_all": "OLS all",
-         "boot_all": "boot all", "slope_all_level": "**all + level**", "slope_frontier_param": "frontier param.",
-         "ef_tool": "tool's (= direct)", "ef_direct": "direct, resid.", "ef_replicates": "direct, runs",
-         "ef_trend": "**trend**", "ef_trend_frontier": "frontier trend"}
+         "boot_all": "boot all", "slope_all_level": "*all + level*", "slope_frontier_param": "**frontier param.**",
+         "ef_tool": "measured (= direct)", "ef_direct": "direct, resid.", "ef_replicates": "direct, runs",
+         "ef_trend": "trend", "ef_trend_frontier": "**frontier trend**"}  # bold: the headline's, italic: all models'
 
 
 def cell_label(row: dict) -> str:
@@ -390,7 +395,30 @@ def markdown(rows: list[dict]) -> str:
                     + f" {cell['ols_frontier']['doubling_months']:.1f}, {cell['ols_all']['doubling_months']:.1f} |"
                     + "".join(f" {cell[n]['bias']:+.3f} |" for n in ef_bias)
                     + "".join(f" {cell[n]['width']:.3f} |" for n in widths))
-    return "\n".join(cover) + "\n\n" + "\n".join(bias)
+    return "\n".join(cover) + "\n\n" + "\n".join(bias) + "\n\n" + goal_table(rows)
+
+
+GOAL_COVERAGE, GOAL_BIAS = (0.93, 0.97), 0.05  # the issue's goal: 95% intervals covering in 93-97% of experiments
+
+
+def goal_table(rows: list[dict]) -> str:
+    """Over the cells: per interval, how many cover the truth in 93-97% of their experiments, and the range; per
+    point estimate of log2 of the efficiency factor, how many have a bias within 0.05."""
+    lines = ["| interval | cells covering in 93-97% | range |", "|---|---|---|"]
+    for name in [*SLOPE_INTERVALS, *EF_INTERVALS]:
+        values = np.array([r["coverage"] for r in rows if r["name"] == name and r["experiments"]], dtype=float)
+        if len(values):
+            inside = int(((values >= GOAL_COVERAGE[0]) & (values <= GOAL_COVERAGE[1])).sum())
+            kind = "slope" if name in SLOPE_INTERVALS else "EF"
+            lines.append(f"| {kind}: {SHORT[name]} | {inside}/{len(values)} | {values.min():.3f}-{values.max():.3f} |")
+    lines += ["", "| log2 EF point estimate | cells with bias within 0.05 | range |", "|---|---|---|"]
+    for name in ("ef_tool", "ef_trend", "ef_trend_frontier"):
+        values = np.array([r["bias"] for r in rows if r["name"] == name], dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values):
+            lines.append(f"| {SHORT[name]} | {int((np.abs(values) <= GOAL_BIAS).sum())}/{len(values)} "
+                         f"| {values.min():+.3f} .. {values.max():+.3f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
