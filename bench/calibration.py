@@ -91,7 +91,7 @@ METRIC = "val_top1"
 EVALUATION = {500: {"margin": 0.03, "calibration_seeds": [1000, 1001]},  # config/config.yaml
               50_000: {"margin": 0.01, "calibration_seeds": [1000, 1001, 1002]}}  # config/imagenet.yaml
 SETTINGS = analysis_settings({"reference_model": REFERENCE})  # the defaults: headline = frontier, whole span
-CELL_KEYS = ("models", "sd", "n_val", "seeds", "level", "margin", "scatter", "off_trend")
+CELL_KEYS = ("models", "sd", "n_val", "seeds", "level", "margin", "scatter", "off_trend", "crossing")
 CHUNK = 25  # experiments per random stream (and per job with --jobs)
 
 
@@ -105,7 +105,8 @@ def cell_grid(kind: str) -> list[dict]:
         base = {"models": 15, "sd": 0.3, "n_val": 500, "seeds": 1}
         return [{**base, "level": "fixed"}, {**base, "margin": 0.05}, {**base, "scatter": 0.3},
                 {**base, "off_trend": 0.3}, {**base, "n_val": 50_000, "seeds": 3, "scatter": 0.3},
-                {**base, "n_val": 50_000, "seeds": 3, "off_trend": 0.3}]
+                {**base, "n_val": 50_000, "seeds": 3, "off_trend": 0.3},
+                {**base, "crossing": "first"}, {**base, "level": "fixed", "crossing": "first"}]
     return [{"models": m, "sd": s, "n_val": v, "seeds": k}
             for m, s, v, k in itertools.product((15, 29), (0.1, 0.3, 0.6), (500, 50_000), (1, 3))]
 
@@ -194,11 +195,12 @@ def threshold_of(rng, world: pd.DataFrame, cell: dict, plan: dict) -> dict:
     workflow does (``thresholds.resolve_thresholds``); with ``level: fixed``, the true level given as a number."""
     if cell.get("level", "reference") == "fixed":
         return {"name": "fixed-level", "metric": METRIC, "value": float(world["level"].iloc[0]),
-                "level_standard_error": 0.0}
+                "level_standard_error": 0.0, "crossing": cell.get("crossing", "monotone")}
     seeds = plan[REFERENCE][CALIBRATION]
     calibration = curves_of(rng, calibration_runs(rng, world, cell["sd"], seeds), cell["n_val"],
                             world["level"].iloc[0])
-    threshold = {"name": "reference-level", "metric": METRIC, "value": "reference", "margin": margin_of(cell)}
+    threshold = {"name": "reference-level", "metric": METRIC, "value": "reference", "margin": margin_of(cell),
+                 "crossing": cell.get("crossing", "monotone")}
     return resolve_thresholds(calibration, [threshold], REFERENCE, {"trial": "calibration", "seeds": seeds},
                               val_images=cell["n_val"])[0]
 
@@ -210,14 +212,18 @@ def experiment(rng: np.random.Generator, cell: dict, draws: int, boot_seed: int)
     sd, n_val, true_level = cell["sd"], cell["n_val"], world["level"].iloc[0]
     effect = rng.normal(0, sd, (len(world), len(TRIALS)))
     threshold = threshold_of(rng, world, cell, plan)
-    selection = curves_of(rng, runs_of(rng, world, effect, sd, plan[REFERENCE][SELECTION]), n_val, true_level)
-    table = compute_at_threshold(selection, METRIC, threshold["value"], threshold_name=threshold["name"])
+    crossing = threshold["crossing"]
+    selection_runs = runs_of(rng, world, effect, sd, plan[REFERENCE][SELECTION])
+    selection = curves_of(rng, selection_runs, n_val, true_level)
+    table = compute_at_threshold(selection, METRIC, threshold["value"], threshold_name=threshold["name"],
+                                 crossing=crossing)
     chosen = choose_trials(table, plan)
     picks = {m: [TRIALS.index(c["trial"])] for m, c in chosen.items()}
-    confirmation = curves_of(rng, runs_of(rng, world, effect, sd, plan[REFERENCE][CONFIRMATION], picks), n_val,
-                             true_level)
+    confirmation_runs = runs_of(rng, world, effect, sd, plan[REFERENCE][CONFIRMATION], picks)
+    confirmation = curves_of(rng, confirmation_runs, n_val, true_level)
     table = pd.concat([table, compute_at_threshold(confirmation, METRIC, threshold["value"],
-                                                   threshold_name=threshold["name"])], ignore_index=True)
+                                                   threshold_name=threshold["name"], crossing=crossing)],
+                      ignore_index=True)
     table = with_roles(table, plan)
     table = table.assign(measured=table.index.isin(measured_rows(table, plan, chosen).index))
     # as workflow/scripts/thresholds.py: each run cut at the level shifted either way, the level's error
@@ -226,7 +232,20 @@ def experiment(rng: np.random.Generator, cell: dict, draws: int, boot_seed: int)
     published = dict(zip(world["model"], world["published"], strict=True))
     settings = {**SETTINGS, "bootstrap": {"draws": draws, "seed": boot_seed}}
     result, _, points_by = analyse_measured(table, published, [threshold], settings)
-    return record(world, cell, threshold, result, points_by[threshold["name"]], table)
+    rec, inputs = record(world, cell, threshold, result, points_by[threshold["name"]], table)
+    rec.update(crossing_errors(table, pd.concat([selection_runs, confirmation_runs])))
+    return rec, inputs
+
+
+def crossing_errors(table: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """The crossing's bias: over the measured runs that reached, the mean of log2 of the measured compute at
+    threshold less where the run's noise-free curve crosses the true level (its evaluation noise, the crossing rule
+    and the interpolation; with a reference-defined level, the level's error too), and the reference's alone."""
+    measured = table.loc[table["measured"] & table["reached"].astype(bool)].merge(runs, on=["model", "trial", "seed"])
+    error = np.log2(measured["train_flops"].to_numpy(dtype=float)) - measured["crossing"].to_numpy(dtype=float)
+    reference = measured["model"].to_numpy() == REFERENCE
+    return {"crossing_error": float(error.mean()) if len(error) else math.nan,
+            "crossing_error_reference": float(error[reference].mean()) if reference.any() else math.nan}
 
 
 def record(world, cell, threshold, result, points, table) -> tuple[dict, dict]:
@@ -300,8 +319,15 @@ def summarise(cell: dict, records: list[dict]) -> list[dict]:
                      "experiments": int(has.sum()), "width": float(np.mean(est[has, 2] - est[has, 1]))
                      if has.any() else math.nan,
                      "bias": float(np.mean(est[point, 0] - truth[point])) if point.any() else math.nan,
-                     "doubling_months": float(np.median(-12 / est[point, 0])) if slope and point.any() else math.nan})
+                     "doubling_months": float(np.median(-12 / est[point, 0])) if slope and point.any() else math.nan,
+                     **{f"{key}_bias": _mean([r.get(key, math.nan) for r in records])
+                        for key in ("crossing_error", "crossing_error_reference")}})
     return rows
+
+
+def _mean(values: list) -> float:
+    values = np.array(values, dtype=float)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
 
 
 def run_chunk(job: tuple) -> list[dict]:
@@ -364,7 +390,8 @@ SHORT = {"ols_frontier": "OLS frontier", "boot_frontier": "boot frontier", "ols_
 
 
 def cell_label(row: dict) -> str:
-    extra = [f"{k} {row[k]}" for k in ("level", "margin", "scatter", "off_trend") if k in row and row[k] == row[k]]
+    extra = [f"{k} {row[k]}" for k in ("level", "margin", "scatter", "off_trend", "crossing")
+             if k in row and row[k] == row[k]]
     return (f"| {row['models']} | {row['sd']} | {row['n_val']:,} | {row['seeds']} | {', '.join(extra) or '-'} "
             f"| {row['experiments']} |")
 
@@ -384,8 +411,8 @@ def markdown(rows: list[dict]) -> str:
     bias = [head + "".join(f" slope bias: {SHORT[n]} |" for n in slope_bias)
             + " median doubling (months): OLS frontier, OLS all |"
             + "".join(f" log2 EF bias: {SHORT[n]} |" for n in ef_bias)
-            + "".join(f" width: {SHORT[n]} |" for n in widths),
-            "|---" * (6 + len(slope_bias) + 1 + len(ef_bias) + len(widths)) + "|"]
+            + "".join(f" width: {SHORT[n]} |" for n in widths) + " crossing bias: measured runs, reference |",
+            "|---" * (6 + len(slope_bias) + 1 + len(ef_bias) + len(widths) + 1) + "|"]
     for cell in by_cell.values():
         first = cell["ols_frontier"]
         label = cell_label({**first, "experiments": first["runs"]})
@@ -394,7 +421,8 @@ def markdown(rows: list[dict]) -> str:
         bias.append(label + "".join(f" {cell[n]['bias']:+.4f} |" for n in slope_bias)
                     + f" {cell['ols_frontier']['doubling_months']:.1f}, {cell['ols_all']['doubling_months']:.1f} |"
                     + "".join(f" {cell[n]['bias']:+.3f} |" for n in ef_bias)
-                    + "".join(f" {cell[n]['width']:.3f} |" for n in widths))
+                    + "".join(f" {cell[n]['width']:.3f} |" for n in widths)
+                    + f" {first['crossing_error_bias']:+.3f}, {first['crossing_error_reference_bias']:+.3f} |")
     return "\n".join(cover) + "\n\n" + "\n".join(bias) + "\n\n" + goal_table(rows)
 
 
