@@ -137,3 +137,21 @@ def test_headline_intervals_of_an_exact_trend():
         assert low <= -0.75 <= high and point == pytest.approx(-0.75, abs=1e-3)
     assert out["ef_trend"][0] == pytest.approx(6.0, abs=0.01)
     assert math.isnan(out["ef_replicates"][0])  # one run a model: no run-to-run spread
+
+
+def test_a_frontier_that_the_simulated_worlds_do_not_have_gives_no_interval_not_a_crash():
+    years = np.linspace(2012, 2020, 50)
+    y = 40 + 3.0 * (years - 2012)  # compute rising steeply with date: almost no draw has a frontier of two dates
+    y[10] -= 0.5
+    point, low, high = intervals.frontier_parametric_interval(years, y + 0.01 * np.sin(np.arange(50)), draws=200)
+    assert math.isnan(low) and math.isnan(high)
+
+
+def test_the_trend_factors_interval_is_ordered_whatever_the_span():
+    for span in (8.0, -3.0):
+        point, low, high = intervals.trend_efficiency_factor((-0.75, -1.0, -0.5), span)
+        assert low <= point <= high
+    out = intervals.published_interval("all", np.array([2012.0, 2014.0, 2016.0, 2018.0]),
+                                       np.array([40.0, 38.6, 37.4, 35.9]), np.ones(4, dtype=bool), np.full(4, np.nan),
+                                       0.0, 0.0)
+    assert out["efficiency_factor_trend"] == pytest.approx(1.0)  # best and reference of one date: the trend gives 1

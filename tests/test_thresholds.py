@@ -137,3 +137,12 @@ def test_reference_level_is_the_median_final_value_of_the_calibration_runs():
                                            {"name": "fixed", "metric": "val_top1", "value": 0.5}], "ref", calibration)
     assert resolved[0]["value"] == pytest.approx(0.70) and "reference level of ref" in resolved[0]["defined_as"]
     assert "calibration runs (long, seeds 7, 8, 9)" in resolved[0]["defined_as"] and resolved[1]["value"] == 0.5
+    # the level's standard error: binomial on the validation set, through the median of the runs that have a final
+    # value (two of the three seeds named here); unknown without the validation set's size; none for a number
+    sized = resolve_thresholds(curves, [{"name": "own", "metric": "val_top1", "value": "reference", "margin": 0.02},
+                                        {"name": "fixed", "metric": "val_top1", "value": 0.5}], "ref",
+                               {"trial": "long", "seeds": [7, 8, 5]}, val_images=400)
+    final = np.median([0.70, 0.74])
+    assert sized[0]["level_standard_error"] == pytest.approx(math.sqrt(final * (1 - final) / 400 * 0.5))
+    assert sized[1]["level_standard_error"] == 0.0
+    assert np.isnan(resolved[0]["level_standard_error"]) and resolved[1]["level_standard_error"] == 0.0

@@ -231,7 +231,11 @@ def analyse(points_by: dict[str, pd.DataFrame], seeds_by: dict[str, dict[str, np
     by_threshold, rows, notes = {}, [], []
     for name, points in points_by.items():
         reference = _reference_point(points, references[name])
-        level_se = definitions.get(name, {}).get("level_standard_error") or 0.0
+        level_se = definitions.get(name, {}).get("level_standard_error", 0.0)
+        if not np.isfinite(level_se):
+            notes.append(f"{name}: the level's standard error is unknown (no data manifest to give the validation "
+                         "set's size): the published intervals leave out the level's error")
+            level_se = 0.0
         fits = {window: fit_window(points, seeds_by.get(name, {}), reference, start, end, cfg,
                                    end_model=window_end_model(cfg, window, points), level_se=level_se)
                 for window, (start, end) in windows.items()}
@@ -323,7 +327,7 @@ def _table_value(table: pd.DataFrame, name: str, column: str, default: float) ->
     """A threshold's value of a per-threshold column of the thresholds table (``default`` without it)."""
     if column not in table.columns:
         return default
-    values = table.loc[table["threshold_name"] == name, column].dropna()
+    values = table.loc[table["threshold_name"] == name, column]
     return float(values.iloc[0]) if len(values) else default
 
 

@@ -156,16 +156,19 @@ def frontier_parametric_interval(years: np.ndarray, y: np.ndarray, level: float 
     simulated = fit["intercept"] + fit["slope"] * years[None, :] + rng.normal(size=(draws, len(y))) * scale[:, None]
     errors = masked_slopes(years, simulated, frontier_matrix(years, simulated)) - fit["slope"]
     errors = errors[np.isfinite(errors)] + rng.normal(0, level_term, np.isfinite(errors).sum())
+    if len(errors) < draws / 2:  # most simulated worlds have no frontier of two dates: no interval
+        return observed, math.nan, math.nan
     low, mid, high = np.quantile(errors, [(1 - level) / 2, 0.5, (1 + level) / 2])
     return observed - mid, observed - high, observed - low
 
 
 def trend_efficiency_factor(slope: tuple, years_reference_to_best: float) -> tuple:
     """log2 of the efficiency factor the trend gives from the reference's date to the best model's:
-    ``-slope * years``, with the slope's interval mapped the same way: (log2 factor, low, high)."""
+    ``-slope * years``, with the slope's interval mapped the same way: (log2 factor, low, high; low <= high
+    whatever the span's sign)."""
     point, low, high = slope
     span = years_reference_to_best
-    return -point * span, -high * span, -low * span
+    return -point * span, min(-high * span, -low * span), max(-high * span, -low * span)
 
 
 def direct_efficiency_interval(y_reference: float, y_best: float, model_sd: float, df: int, level: float = 0.95,
@@ -257,8 +260,9 @@ PUBLISHED_METHODS = {
                  "reference-defined level's error"),
     "all": "OLS t interval on n - 2 df, its standard error widened by the reference-defined level's error",
 }
-EF_METHOD = ("the trend's factor over the years from the reference's date to the best model's: -slope x years, "
-             "with the slope's interval")
+EF_METHOD = ("the trend's factor over the years from the reference's date to the best model's: -slope x years "
+             "(the slope of this interval: for the frontier, corrected for the frontier's selection), with the "
+             "slope's interval mapped the same way")
 
 
 def published_interval(set_name: str, years: np.ndarray, y: np.ndarray, on_frontier: np.ndarray,
@@ -289,7 +293,7 @@ def published_interval(set_name: str, years: np.ndarray, y: np.ndarray, on_front
                doubling_time_months=-12 / point if point < 0 else None,
                doubling_time_months_low=-12 / low if low < 0 else None,
                doubling_time_months_high=-12 / high if high < 0 else None, doubling_time_unbounded=not high < 0)
-    if years_reference_to_best:
+    if years_reference_to_best is not None:
         factor = trend_efficiency_factor(slope, years_reference_to_best)
         out.update(efficiency_factor_trend=2.0 ** factor[0], efficiency_factor_low=2.0 ** factor[1],
                    efficiency_factor_high=2.0 ** factor[2])

@@ -51,9 +51,9 @@ def fit_label(fit: dict, set_name: str, window: str) -> str:
     """The legend of a fitted line: doubling time, the published interval (calibrated against known truth) and the
     plain OLS one, R^2, n."""
     span = "" if window == FULL_WINDOW else f", window {window}"
+    published = {**(fit.get("interval") or {}), "confidence_level": fit["confidence_level"]}
     label = (f"fit on {set_name}{span}: doubling every {fit['doubling_time_months']:.1f} months "
-             f"({_interval_text({**(fit.get('interval') or {}), 'confidence_level': fit['confidence_level']})}; "
-             f"{_interval_text(fit, 'OLS ')}")
+             f"({_interval_text(published, 'published ')}; {_interval_text(fit, 'OLS ')}")
     return label + f"), R$^2$={fit['r_squared']:.2f}, n={fit['n']}"
 
 

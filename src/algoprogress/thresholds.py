@@ -202,13 +202,17 @@ def reference_level(curves: pd.DataFrame, metric: str, reference: str, trial: st
     algoprogress.protocol): per run its final evaluation (the last whose metric is not NaN), then the median over
     the runs, less ``margin``; NaN without such an evaluation. A median of final values, which evaluation noise
     does not push up as it pushes up the best of many evaluations."""
+    final = calibration_finals(curves, metric, reference, trial, seeds)
+    return float(final.median()) - margin if len(final) else float("nan")
+
+
+def calibration_finals(curves: pd.DataFrame, metric: str, reference: str, trial: str, seeds: list[int]) -> pd.Series:
+    """Per calibration run (``trial`` of ``reference`` on ``seeds``) that has one: its final evaluation's ``metric``
+    (the last that is not NaN), by seed."""
     curves = with_trial_columns(curves)
     rows = curves.loc[(curves["model"].astype(str) == reference) & (curves["trial"].astype(str) == trial)
                       & curves["seed"].isin(seeds) & curves[metric].notna()]
-    if rows.empty:
-        return float("nan")
-    final = rows.sort_values(["seed", "step"], kind="stable").groupby("seed")[metric].last()
-    return float(final.median()) - margin
+    return rows.sort_values(["seed", "step"], kind="stable").groupby("seed")[metric].last()
 
 
 def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: str,
@@ -216,7 +220,8 @@ def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: 
     """Each threshold with a numeric ``value``; ``value: reference`` becomes the reference's own level from its
     calibration runs (``calibration``: {trial, seeds}; kept as ``defined_as``, with ``resolved_value``) and gets the
     level's standard error from the validation set's size (``val_images``; ``intervals.level_standard_error``:
-    binomial, through the median of the runs); a level given as a number has none (0)."""
+    binomial, through the median of the runs that have a final evaluation; NaN without ``val_images``); a level
+    given as a number has none (0)."""
     resolved = []
     for threshold in thresholds:
         threshold = dict(threshold)
@@ -227,8 +232,10 @@ def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: 
             threshold.update(value=value, defined_as=(
                 f"{REFERENCE_LEVEL} level of {reference}: the median final {threshold['metric']} of its calibration "
                 f"runs ({calibration['trial']}, seeds {', '.join(map(str, seeds))}) less margin {margin:g}"))
-            if val_images and np.isfinite(value):
-                threshold["level_standard_error"] = level_standard_error(value + margin, val_images, len(seeds))
+            runs = len(calibration_finals(curves, threshold["metric"], reference, calibration["trial"], seeds))
+            # unknown (NaN: the analysis says so) without the validation set's size
+            threshold["level_standard_error"] = level_standard_error(value + margin, val_images, runs) \
+                if val_images and runs else float("nan")
         threshold["resolved_value"] = threshold["value"]
         resolved.append(threshold)
     return resolved

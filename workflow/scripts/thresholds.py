@@ -10,7 +10,7 @@ compute at the level shifted by half of thresholds.LEVEL_STEP either way, from w
 sensitivity to the level.
 Snakemake rule `thresholds`; also a CLI:
     python workflow/scripts/thresholds.py --config config/config.yaml --selection results/selection.json \
-        --out-dir results results/curves/*/*/*.parquet
+        --manifest results/data/manifest.json --out-dir results results/curves/*/*/*.parquet
 """
 
 import pathlib
