@@ -95,12 +95,16 @@ def main() -> None:
         "",
         "Result of that run (the headline: "
         f"{trend['headline']['threshold']}, {trend['headline']['set']}, window {trend['headline']['window']}): "
-        f"doubling time {fmt(trend['doubling_time_months'])} months (OLS "
+        f"doubling time {fmt(trend['doubling_time_months'])} months (published interval "
+        f"{fmt(trend['interval']['doubling_time_months_low'])}-{fmt(trend['interval']['doubling_time_months_high'])}"
+        f", OLS "
         f"{fmt(trend['doubling_time_months_low'])}-{fmt(trend['doubling_time_months_high'])}, bootstrap "
         f"{fmt(trend['bootstrap']['doubling_time_months_low'])}-"
         f"{fmt(trend['bootstrap']['doubling_time_months_high'])}), "
         f"n = {trend['n']}, R² = {fmt(trend.get('r_squared'), '.2f')}, efficiency factor "
-        f"{trend['reference_model']} → {trend.get('best_model')}: {fmt(trend.get('efficiency_factor'))}x; "
+        f"{trend['reference_model']} → {trend.get('best_model')}: {fmt(trend.get('efficiency_factor'))}x (the "
+        f"trend's {fmt(trend['interval']['efficiency_factor_trend'])}x, "
+        f"{fmt(trend['interval']['efficiency_factor_low'])}-{fmt(trend['interval']['efficiency_factor_high'])}); "
         "curves that reached each threshold: "
         + ", ".join(f"{name} {int(group['reached'].sum())} of {len(group)}"
                     for name, group in thresholds.groupby("threshold_name", sort=False)) + ".",
