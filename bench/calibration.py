@@ -422,7 +422,8 @@ def markdown(rows: list[dict]) -> str:
                     + f" {cell['ols_frontier']['doubling_months']:.1f}, {cell['ols_all']['doubling_months']:.1f} |"
                     + "".join(f" {cell[n]['bias']:+.3f} |" for n in ef_bias)
                     + "".join(f" {cell[n]['width']:.3f} |" for n in widths)
-                    + f" {first['crossing_error_bias']:+.3f}, {first['crossing_error_reference_bias']:+.3f} |")
+                    + " " + ", ".join(f"{first[k]:+.3f}" if np.isfinite(first[k]) else "n/a"
+                                       for k in ("crossing_error_bias", "crossing_error_reference_bias")) + " |")
     return "\n".join(cover) + "\n\n" + "\n".join(bias) + "\n\n" + goal_table(rows)
 
 
