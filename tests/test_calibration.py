@@ -155,3 +155,16 @@ def test_the_trend_factors_interval_is_ordered_whatever_the_span():
                                        np.array([40.0, 38.6, 37.4, 35.9]), np.ones(4, dtype=bool), np.full(4, np.nan),
                                        0.0, 0.0)
     assert out["efficiency_factor_trend"] == pytest.approx(1.0)  # best and reference of one date: the trend gives 1
+
+
+def test_the_measured_coverage_the_intervals_state_is_the_tables(repo):
+    """trend.json's ``interval.measured_coverage`` quotes docs/method.md's table of the calibration benchmark."""
+    lines = (repo / "docs" / "method.md").read_text().splitlines()
+    for set_name, quantities in intervals.MEASURED_COVERAGE.items():
+        for quantity, (short, low, high) in quantities.items():
+            prefix = "slope" if quantity == "slope" else "EF"
+            row = [line for line in lines if line.startswith(f"| {prefix}: {short} | ")]
+            assert len(row) == 1, (set_name, quantity)
+            assert row[0].split("|")[3].strip() == f"{low:.3f}-{high:.3f}", row[0]
+        assert f"{quantities['slope'][1]:.1%}" in intervals.measured_coverage(set_name, 0.95)
+    assert "not measured" in intervals.measured_coverage("frontier", 0.9)

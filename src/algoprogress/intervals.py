@@ -260,6 +260,26 @@ PUBLISHED_METHODS = {
                  "reference-defined level's error"),
     "all": "OLS t interval on n - 2 df, its standard error widened by the reference-defined level's error",
 }
+# What the calibration benchmark measured (docs/method.md, "Calibration against known truth": 24 cells of 1,000
+# simulated experiments, bench/calibration.py --cells full --experiments 1000 --seed 1): the least and the most
+# coverage over the cells of each published 95% interval, its table's short name; a test holds these to the table.
+MEASURED_COVERAGE = {
+    "frontier": {"slope": ("**frontier param.**", 0.935, 0.965),
+                 "efficiency_factor": ("**frontier trend**", 0.937, 0.966)},
+    "all": {"slope": ("*all + level*", 0.935, 0.961), "efficiency_factor": ("trend", 0.937, 0.961)},
+}
+
+
+def measured_coverage(set_name: str, level: float) -> str:
+    """What the calibration benchmark measured of this set's published intervals, said in a sentence."""
+    if level != 0.95:
+        return "not measured at this confidence level (the calibration benchmark measured the 95% intervals)"
+    slope, factor = (MEASURED_COVERAGE[set_name][k][1:] for k in ("slope", "efficiency_factor"))
+    return (f"the 95% interval covered the true slope in {slope[0]:.1%}-{slope[1]:.1%} and the efficiency factor's "
+            f"its truth in {factor[0]:.1%}-{factor[1]:.1%} of the simulated experiments of each of the 24 cells of "
+            "the calibration benchmark (docs/method.md: every model on one trend line with noise)")
+
+
 EF_METHOD = ("the trend's factor over the years from the reference's date to the best model's: -slope x years "
              "(the slope of this interval: for the frontier, corrected for the frontier's selection), with the "
              "slope's interval mapped the same way")
@@ -274,7 +294,8 @@ def published_interval(set_name: str, years: np.ndarray, y: np.ndarray, on_front
     selection), its doubling times and the efficiency factor's (``years_reference_to_best``: None without one)."""
     years, y = np.asarray(years, dtype=float), np.asarray(y, dtype=float)
     sens, front = np.asarray(sensitivity, dtype=float), np.asarray(on_frontier, dtype=bool)
-    out = {"method": PUBLISHED_METHODS[set_name], "level_standard_error": level_se, "slope_log2_per_year": None,
+    out = {"method": PUBLISHED_METHODS[set_name], "measured_coverage": measured_coverage(set_name, level),
+           "level_standard_error": level_se, "slope_log2_per_year": None,
            "slope_low": None, "slope_high": None, "doubling_time_months": None, "doubling_time_months_low": None,
            "doubling_time_months_high": None, "doubling_time_unbounded": None, "efficiency_factor_method": EF_METHOD,
            "efficiency_factor_trend": None, "efficiency_factor_low": None, "efficiency_factor_high": None}
