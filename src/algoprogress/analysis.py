@@ -134,7 +134,8 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
     bootstrap = cfg["bootstrap"]
     inside = _in_window(points, start, end)
     resolved = _resolved(inside)
-    frontier = resolved.loc[frontier_mask(resolved)] if len(resolved) else resolved
+    on_frontier = frontier_mask(resolved).to_numpy(dtype=bool) if len(resolved) else np.zeros(0, dtype=bool)
+    frontier = resolved.loc[on_frontier]
     # the bootstrap resamples every model of the window whose compute is not excluded for a flag
     # (not-reached models stay in: a resampled seed set may reach)
     candidates = inside.loc[inside["excluded"] != EXCLUDED_FIRST_EVALUATION]
@@ -151,7 +152,7 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
                                 + ", ".join(f"{m['model']} ({m['reason']})" for m in left_out))
         fit["bootstrap"] = bootstrap_doubling_time(years, samples, name == "frontier", bootstrap["draws"],
                                                    bootstrap["seed"], level, resampled=draws)
-        fit["interval"] = calibrated_interval(name, resolved, fit, level_se, level, bootstrap["seed"])
+        fit["interval"] = calibrated_interval(name, resolved, on_frontier, fit, level_se, level, bootstrap["seed"])
         fit.update(window_start=start, window_end=end)
         if len(inside) < 2:
             fit["notes"].append(f"the window holds {len(inside)} model(s): nothing to fit")
@@ -159,28 +160,23 @@ def fit_window(points: pd.DataFrame, seeds: dict[str, np.ndarray], reference: di
     return fits
 
 
-def calibrated_interval(set_name: str, resolved: pd.DataFrame, fit: dict, level_se: float, level: float,
-                        seed: int) -> dict:
+def calibrated_interval(set_name: str, resolved: pd.DataFrame, on_frontier: np.ndarray, fit: dict, level_se: float,
+                        level: float, seed: int) -> dict:
     """The interval published with a fit (``intervals.published_interval``: its coverage of known truth is in
     docs/method.md) over the window's resolved models; each model's sensitivity to the level, where measured."""
     years = np.array([decimal_year(d) for d in resolved["published"]], dtype=float)
     y = np.log2(resolved["compute"].to_numpy(dtype=float))
     sensitivity = resolved.get("level_sensitivity", pd.Series(np.nan, index=resolved.index)).to_numpy(dtype=float)
-    on_frontier = frontier_mask(resolved).to_numpy(dtype=bool) if len(resolved) else np.zeros(0, dtype=bool)
     return published_interval(set_name, years, y, on_frontier, sensitivity, level_se,
                               fit.get("years_reference_to_best"), level, seed)
 
 
 def level_sensitivities(measured: pd.DataFrame) -> dict[str, float]:
-    """Per model: d log2(compute at threshold) / d level, from its measured runs' computes at the level shifted
-    either way (``thresholds.with_level_shifts``; NaN where not measured)."""
+    """Per model: its sensitivity to the level (``intervals.level_sensitivity``), where its runs were cut at the
+    level shifted either way (``thresholds.with_level_shifts``); none otherwise."""
     if "train_flops_level_up" not in measured.columns or measured["train_flops_level_up"].isna().all():
         return {}
-    cut = {name: pd.DataFrame({"model": measured["model"].to_numpy(),
-                               "reached": measured[f"train_flops_level_{name}"].notna().to_numpy(),
-                               "train_flops": measured[f"train_flops_level_{name}"].to_numpy(dtype=float)})
-           for name in ("up", "down")}
-    return level_sensitivity(cut["up"], cut["down"], LEVEL_STEP)
+    return level_sensitivity(measured, LEVEL_STEP)
 
 
 def left_out_of_fit(inside: pd.DataFrame) -> list[dict]:

@@ -66,20 +66,18 @@ def level_standard_error(final_level: float, n_val: int, runs: int, between_runs
     return math.sqrt(variance * MEDIAN_VARIANCE.get(runs, math.pi / (2 * max(runs, 1))))
 
 
-def level_sensitivity(up, down, step: float) -> dict[str, float]:
-    """Per model: d log2(compute at threshold) / d level, from the same runs cut ``step / 2`` above (``up``) and
-    below (``down``) the level (tables of ``thresholds.compute_at_threshold``); a model's compute is the median over
-    its runs, a run not reached counting as infinite; NaN where either median is infinite."""
-    def medians(table):
-        compute = np.where(table["reached"].to_numpy(dtype=bool), table["train_flops"].to_numpy(dtype=float), np.inf)
-        return table.assign(_compute=compute).groupby("model", sort=False)["_compute"].median()
-
-    high = medians(up)
-    low = medians(down).reindex(high.index)
+def level_sensitivity(measured, step: float) -> dict[str, float]:
+    """Per model: d log2(compute at threshold) / d level, from its measured runs' computes at the level ``step / 2``
+    above and below (``train_flops_level_up`` / ``_down`` of ``thresholds.with_level_shifts``, NaN where not
+    reached); a model's compute is the median over its runs, a run not reached counting as infinite; NaN where
+    either median is infinite."""
+    shifted = measured[["model", "train_flops_level_up", "train_flops_level_down"]].fillna(np.inf)
+    medians = shifted.groupby("model", sort=False).median()
+    high, low = medians["train_flops_level_up"].to_numpy(), medians["train_flops_level_down"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.log2(high.to_numpy() / low.to_numpy()) / step
-    finite = np.isfinite(high.to_numpy()) & np.isfinite(low.to_numpy()) & (low.to_numpy() > 0)
-    return dict(zip(high.index.astype(str), np.where(finite, slope, np.nan).tolist(), strict=True))
+        slope = np.log2(high / low) / step
+    finite = np.isfinite(high) & np.isfinite(low) & (low > 0)
+    return dict(zip(medians.index.astype(str), np.where(finite, slope, np.nan).tolist(), strict=True))
 
 
 def level_slope_term(years: np.ndarray, sensitivity: np.ndarray, level_se: float) -> float:

@@ -202,8 +202,11 @@ def reference_level(curves: pd.DataFrame, metric: str, reference: str, trial: st
     algoprogress.protocol): per run its final evaluation (the last whose metric is not NaN), then the median over
     the runs, less ``margin``; NaN without such an evaluation. A median of final values, which evaluation noise
     does not push up as it pushes up the best of many evaluations."""
-    final = calibration_finals(curves, metric, reference, trial, seeds)
-    return float(final.median()) - margin if len(final) else float("nan")
+    return _level(calibration_finals(curves, metric, reference, trial, seeds), margin)
+
+
+def _level(finals: pd.Series, margin: float) -> float:
+    return float(finals.median()) - margin if len(finals) else float("nan")
 
 
 def calibration_finals(curves: pd.DataFrame, metric: str, reference: str, trial: str, seeds: list[int]) -> pd.Series:
@@ -228,14 +231,14 @@ def resolve_thresholds(curves: pd.DataFrame, thresholds: list[dict], reference: 
         threshold["level_standard_error"] = 0.0
         if threshold["value"] == REFERENCE_LEVEL:
             margin, seeds = threshold.get("margin", 0.0), calibration["seeds"]
-            value = reference_level(curves, threshold["metric"], reference, calibration["trial"], seeds, margin)
+            finals = calibration_finals(curves, threshold["metric"], reference, calibration["trial"], seeds)
+            value = _level(finals, margin)
             threshold.update(value=value, defined_as=(
                 f"{REFERENCE_LEVEL} level of {reference}: the median final {threshold['metric']} of its calibration "
                 f"runs ({calibration['trial']}, seeds {', '.join(map(str, seeds))}) less margin {margin:g}"))
-            runs = len(calibration_finals(curves, threshold["metric"], reference, calibration["trial"], seeds))
             # unknown (NaN: the analysis says so) without the validation set's size
-            threshold["level_standard_error"] = level_standard_error(value + margin, val_images, runs) \
-                if val_images and runs else float("nan")
+            threshold["level_standard_error"] = level_standard_error(value + margin, val_images, len(finals)) \
+                if val_images and len(finals) else float("nan")
         threshold["resolved_value"] = threshold["value"]
         resolved.append(threshold)
     return resolved
@@ -267,8 +270,9 @@ def with_level_shifts(table: pd.DataFrame, curves: pd.DataFrame, thresholds: lis
         cut = {}
         for name, sign in (("up", 1), ("down", -1)):
             rows = compute_at_threshold(curves, t["metric"], t["value"] + sign * step / 2,
-                                        t.get("interpolation", "log-linear"), t["name"], t.get("crossing", "monotone"))
-            cut[name] = rows.set_index(keys)["train_flops"].where(rows.set_index(keys)["reached"].astype(bool))
+                                        t.get("interpolation", "log-linear"), t["name"],
+                                        t.get("crossing", "monotone")).set_index(keys)
+            cut[name] = rows["train_flops"].where(rows["reached"].astype(bool))
         shifted.append(pd.DataFrame({"train_flops_level_up": cut["up"], "train_flops_level_down": cut["down"]}))
     if not shifted:
         return table.assign(train_flops_level_up=np.nan, train_flops_level_down=np.nan)
