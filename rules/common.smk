@@ -27,6 +27,7 @@ from algoprogress.fileio import read_json
 from algoprogress.protocol import for_selection, measurement_plan
 from algoprogress.data import DataError, count_classes
 from algoprogress.gpus import count_machine_gpus
+from algoprogress import versions
 
 try:
     _validated = validate_config(config)
@@ -62,22 +63,37 @@ if (
 ):
     workflow.register_resource("gpu", machine_gpus)
 
-# Rerun policy: Snakemake's default triggers (missing or older inputs, changed params, changed script
-# code, changed software environment). Each job's params hold exactly what determines its output, so a
-# threshold change reruns the analysis only and one model's training settings rerun that model only.
-# The analysis rules also take the package modules they use as inputs: editing the analysis code reruns
-# the analysis (seconds); the training code is deliberately no trigger (a retrain costs GPU-days).
+# Rerun policy: Snakemake's triggers on missing or older inputs (compared by content where Snakemake kept their
+# checksums), params and software environments; the shipped profiles leave its `code` trigger off (file times
+# decide nothing, see profiles/default/config.yaml). Each job's params hold exactly what determines its output,
+# the code included by version for the jobs that cost compute (algoprogress.versions): a threshold change reruns
+# the analysis only, one model's training settings rerun that model only, and a release that changes what training
+# or FLOP counting computes bumps a version and reruns exactly those jobs. The analysis rules take the code they
+# run (package modules and scripts) as inputs, by paths relative to the working directory (a moved workflow
+# plans nothing): an edit reruns the analysis (seconds), a touch does not.
 ANALYSIS_CODE = [
-    os.path.join(workflow.basedir, "src", "algoprogress", f"{module}.py")
-    for module in (
-        "curves",
-        "thresholds",
-        "protocol",
-        "trend",
-        "analysis",
-        "plots",
-        "flops",
+    os.path.relpath(os.path.join(workflow.basedir, folder, f"{module}.py"))
+    for folder, modules in (
+        (
+            os.path.join("src", "algoprogress"),
+            ("curves", "thresholds", "protocol", "trend", "analysis", "plots", "flops"),
+        ),
+        (
+            os.path.join("workflow", "scripts"),
+            (
+                "select_trials",
+                "thresholds",
+                "trend",
+                "threshold_sweep",
+                "published_trend",
+                "compare_with_published",
+                "plot_learning_curves",
+                "plot_model_curve",
+                "flop_table",
+            ),
+        ),
     )
+    for module in modules
 ]
 PROTOCOL = measurement_plan(config)
 
@@ -187,12 +203,14 @@ def model_curve_paths(wildcards):
 
 
 def published_table():
-    """The published table to compare with (relative paths are relative to the workflow), or None."""
+    """The published table to compare with (relative paths in the config are relative to the workflow; the input
+    relative to the working directory, so that a moved workflow plans nothing), or None.
+    """
     path = config["analysis"]["published_table"]
     return (
         path
         if path is None or os.path.isabs(path)
-        else os.path.join(workflow.basedir, path)
+        else os.path.relpath(os.path.join(workflow.basedir, path))
     )
 
 

@@ -10,6 +10,8 @@ rule count_flops:
     conda:
         "../envs/training.yaml"
     params:
+        # the counting code's version (algoprogress.versions): a release that changes a count bumps it
+        convention=versions.FLOP_COUNT,
         arch=model_arch,
         source=model_source,
         kwargs=model_kwargs,
@@ -41,6 +43,8 @@ rule train:
     resources:
         gpu=training_gpus,
     params:
+        # the training code's version (algoprogress.versions): a release that changes a curve bumps it
+        algorithm=versions.TRAINING,
         spec=model_spec,
         training=trial_settings,
         data=data_content(config["dataset"]),

@@ -2,6 +2,7 @@
 first job (count_flops), counted by both FLOP counters (fused attention included), and added to a finished
 run with only their own work planned."""
 
+import hashlib
 import shutil
 
 import pytest
@@ -49,6 +50,9 @@ def test_a_user_file_is_part_of_the_models_spec(repo, tmp_path):
     copy.write_text(copy.read_text() + "\n# edited\n")
     assert network_spec(config, "mine", 10, tmp_path)["source_sha256"] != spec["source_sha256"]
     assert "source_sha256" not in network_spec(config, "alexnet", 10, repo)
+    own = validate_config(config_with("mobilenet_v1"))  # an in-repo network: its file's digest (algoprogress.versions)
+    own_file = repo / "src" / "algoprogress" / "nets" / "mobilenet_v1.py"
+    assert network_spec(own, "mine", 10, repo)["source_sha256"] == hashlib.sha256(own_file.read_bytes()).hexdigest()
     with pytest.raises(ConfigError, match=r"models\[1\]\.arch: file '.*nowhere/examples/tiny_convnet.py' does not"):
         network_spec(config, "mine", 10, tmp_path / "nowhere")
 

@@ -12,7 +12,7 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import load_config
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
-from tests.helpers import planned_jobs, snakemake, tiny_with, train_jobs
+from tests.helpers import WORKFLOW_FILES, planned_jobs, snakemake, tiny_with, train_jobs
 
 SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "threshold_sweep", "plot_learning_curves",
            "plot_model_curve", "published_trend", "compare_with_published"]
@@ -227,10 +227,88 @@ def test_changed_analysis_code_reruns_the_analysis_only(finished_run, snakemake_
     assert planned == {**ANALYSIS_JOBS, "published_trend": 1, "plot_model_curve": 2, "flop_table": 1}
 
 
+def workflow_code(workflow):
+    return sorted([*(workflow / "workflow" / "scripts").glob("*.py"), *(workflow / "src").rglob("*.py"),
+                   *(workflow / "rules").glob("*.smk"), workflow / "Snakefile"])
+
+
 @pytest.mark.slow
-def test_changed_training_code_retrains_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
-    planned = plan_after_editing("training.py", snakemake_bin, workflow_copy, finished_run, tmp_path)
-    assert planned == {}
+def test_a_checkout_that_leaves_the_code_as_it_was_reruns_nothing(finished_run, snakemake_bin, workflow_copy,
+                                                                   tmp_path):
+    """Every script, module and rule file rewritten with its own content (a checkout of another branch and back, an
+    upgrade that changes nothing of them, a copy that does not keep times): file times decide no rerun (the
+    profile's rerun-triggers), and the analysis' code inputs compare by content."""
+    for path in workflow_code(workflow_copy):
+        path.write_bytes(path.read_bytes())
+    assert plan_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None) == {}
+
+
+def bumped(workflow, old, new):
+    """versions.py of the workflow copy with ``old`` replaced by ``new``; returns its original text."""
+    module = workflow / "src" / "algoprogress" / "versions.py"
+    original = module.read_text()
+    assert old in original
+    module.write_text(original.replace(old, new))
+    return original
+
+
+@pytest.mark.slow
+def test_a_new_training_version_retrains_every_curve_and_says_so(finished_run, snakemake_bin, workflow_copy,
+                                                                 tmp_path):
+    original = bumped(workflow_copy, '"training v1"', '"training v2"')
+    try:
+        output = dry_run_with(snakemake_bin, workflow_copy, finished_run, tmp_path, lambda config: None)
+    finally:
+        (workflow_copy / "src" / "algoprogress" / "versions.py").write_text(original)
+    finished = {(p.parts[-3], p.parts[-2], p.stem.removeprefix("seed"))
+                for p in (finished_run / "results" / "curves").rglob("*.parquet")}
+    assert train_jobs(output) == finished and "count_flops" not in planned_jobs(output)
+    assert "before: 'training v1' now: 'training v2'" in output
+
+
+@pytest.mark.slow
+def test_a_moved_workflow_plans_nothing(finished_run, snakemake_bin, workflow_copy, tmp_path):
+    """The workflow and its working directory moved elsewhere together (their names kept): no job is planned, and
+    no result file holds this machine's path to either."""
+    moved = tmp_path / "elsewhere"
+    for folder in (workflow_copy, finished_run):
+        shutil.copytree(folder, moved / folder.name, symlinks=True)
+    result = snakemake(snakemake_bin, moved / workflow_copy.name, moved / finished_run.name, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+    for path in (finished_run / "results").rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".csv", ".tsv", ".parquet", ".html", ".txt"}:
+            content = path.read_bytes()
+            assert str(finished_run).encode() not in content and str(workflow_copy).encode() not in content, path
+
+
+# the last commit before the code's versions were params (algoprogress.versions)
+BEFORE_VERSIONS = "880c673"
+
+
+@pytest.mark.slow
+def test_a_run_finished_before_versioned_params_keeps_its_training(finished_run, snakemake_bin, workflow_copy, repo,
+                                                                   tmp_path):
+    """The upgrade recorded in README.md: a run that the previous release finished (its Snakemake records made by
+    that release's workflow, from git) plans its FLOP counts and training again for the new params only; `--touch
+    --allowed-rules count_flops train` records them, and then no training and no FLOP count is planned."""
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", BEFORE_VERSIONS, *WORKFLOW_FILES],
+                             capture_output=True, timeout=60)
+    if archive.returncode != 0:
+        pytest.skip(f"no git history of {BEFORE_VERSIONS} here: {archive.stderr.decode()[:200]}")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    recorded = snakemake(snakemake_bin, old, workdir, "--touch", configfile=old / "tests" / "data" / "tiny.yaml")
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    before = snakemake(snakemake_bin, workflow_copy, workdir, "-n")
+    assert {"train", "count_flops"} <= set(planned_jobs(before.stdout)), before.stdout[-2000:]
+    assert "before: <nothing exclusive> now: 'flop count v1'" in before.stdout
+    upgrade = snakemake(snakemake_bin, workflow_copy, workdir, "--touch", "--allowed-rules", "count_flops", "train")
+    assert upgrade.returncode == 0, upgrade.stderr[-2000:]
+    after = planned_jobs(snakemake(snakemake_bin, workflow_copy, workdir, "-n").stdout)
+    assert "train" not in after and "count_flops" not in after
 
 
 @pytest.mark.slow

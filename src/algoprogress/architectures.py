@@ -166,8 +166,16 @@ def source_file(arch: str, base_dir: str | Path) -> Path | None:
     return path if path.is_absolute() else Path(base_dir) / path
 
 
+def own_source_file(arch: str) -> Path | None:
+    """The file in ``algoprogress.nets`` an in-repo architecture is defined in (None for others)."""
+    if arch not in OWN_ARCHITECTURES:
+        return None
+    return Path(__file__).with_name("nets") / f"{OWN_ARCHITECTURES[arch].split(':')[0]}.py"
+
+
 def source_digest(path: str | Path) -> str:
-    """SHA-256 of a user model file's content: part of the model's params, so editing it retrains it."""
+    """SHA-256 of a model file's content (a user's, or an in-repo network's): part of the model's params, so
+    changing the file retrains that model."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

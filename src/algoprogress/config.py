@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from algoprogress import sweeps
-from algoprogress.architectures import check_arch, source_digest, source_file
+from algoprogress.architectures import check_arch, own_source_file, source_digest, source_file
 from algoprogress.protocol import reference_defined
 
 # flop_resolutions is re-exported: rules/common.smk imports it from here
@@ -446,11 +446,12 @@ def model_table(config: dict) -> dict[str, dict]:
 def network_spec(config: dict, name: str, num_classes: int, base_dir: str | Path = ".") -> dict:
     """The network a model trains: architecture, constructor arguments, class count (of the data set:
     algoprogress.data.count_classes, known before any image is read) and, for a model in the user's own
-    file (relative to ``base_dir``, the workflow directory), the file's content hash: editing the file
-    changes the spec, so that model and only it is counted and trained again."""
+    file (relative to ``base_dir``, the workflow directory) or an in-repo network (``algoprogress.nets``), the
+    file's content hash: changing the file changes the spec, so that model and only it is counted and trained again
+    (``algoprogress.versions``)."""
     model = model_table(config)[name]
     spec = {"arch": model["arch"], "kwargs": model["kwargs"], "num_classes": num_classes}
-    path = source_file(model["arch"], base_dir)
+    path = source_file(model["arch"], base_dir) or own_source_file(model["arch"])
     if path is not None:
         if not path.is_file():
             index = list(model_table(config)).index(name)

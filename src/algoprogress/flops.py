@@ -36,6 +36,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+from algoprogress import versions
+
 FLOP_PER_MULTIPLY_ADD = 2
 TRAINING_PASSES_PER_FORWARD = 3
 TRAINING_FLOP_PER_MULTIPLY_ADD = FLOP_PER_MULTIPLY_ADD * TRAINING_PASSES_PER_FORWARD
@@ -133,6 +135,7 @@ def count_at_resolutions(arch: str, num_classes: int, resolutions, kwargs: dict 
         "counter": counts["counter"],
         "cross_check": f"torch.utils.flop_counter.FlopCounterMode (torch {torch.__version__}), one training step",
         "convention": CONVENTION,
+        "version": versions.FLOP_COUNT,
     }
 
 
@@ -185,6 +188,7 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
         "uncounted_operators": sorted(analysis.unsupported_ops()),
         "counter": f"fvcore {getattr(fvcore, '__version__', 'unknown')}",
         "convention": CONVENTION,
+        "version": versions.FLOP_COUNT,
     }
 
 

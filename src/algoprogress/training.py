@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from algoprogress import curves, flops
+from algoprogress import curves, flops, versions
 from algoprogress.checkpoints import load_checkpoint, remove_checkpoints, save_checkpoint
 from algoprogress.config import curve_settings
 from algoprogress.distributed import Distributed
@@ -76,7 +76,8 @@ class TrainingJob:
     def fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed: everything that determines the curve (so not the
         runtime settings: a job may resume with other workers or evaluation batches)."""
-        return {"arch": self.arch, "seed": self.seed, "trial": self.trial, "kwargs": self.kwargs,
+        return {"version": versions.TRAINING, "arch": self.arch, "seed": self.seed, "trial": self.trial,
+                "kwargs": self.kwargs,
                 "num_classes": self.num_classes, "settings": curve_settings(self.settings),
                 "multiply_adds": {str(k): v for k, v in sorted(self.multiply_adds.items())}}
 
@@ -448,7 +449,8 @@ class TrainingRun:
     def metadata(self, **extra) -> dict:
         job = self.job
         return {
-            "model": job.model_name, "arch": job.arch, "seed": job.seed, "trial": job.trial, "kwargs": job.kwargs,
+            "training_version": versions.TRAINING, "model": job.model_name, "arch": job.arch,
+            "seed": job.seed, "trial": job.trial, "kwargs": job.kwargs,
             "num_classes": job.num_classes, "recipe": self.recipe,
             "fvcore_multiply_adds_per_image": {str(k): v for k, v in sorted(job.multiply_adds.items())},
             "measured_training_flops_per_image": {str(k): v for k, v in sorted(job.measured_flops.items())},

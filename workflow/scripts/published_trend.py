@@ -13,7 +13,7 @@ import algoprogress_path  # noqa: F401  (makes src/ importable)
 from algoprogress.analysis import analyse_published, read_published_table
 from algoprogress.cli import entry, fail
 from algoprogress.config import analysis_settings
-from algoprogress.fileio import write_csv, write_json
+from algoprogress.fileio import sha256_of_file, write_csv, write_json
 from algoprogress.plots import efficiency_figure
 
 
@@ -23,7 +23,9 @@ def run(table_file, analysis_cfg, json_out, csv_out, figure_out):
     except ValueError as error:
         fail(str(error))
     result, rows, points_by = analyse_published(table, analysis_cfg)
-    result["table"] = str(table_file)
+    # the table by name and content, not by this machine's path to it
+    result["table"] = pathlib.Path(table_file).name
+    result["table_sha256"] = sha256_of_file(table_file)
     write_json(json_out, result)
     write_csv(csv_out, rows)
     headline = result["headline"]
