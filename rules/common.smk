@@ -25,7 +25,7 @@ from algoprogress.config import (
 from algoprogress.architectures import source_file
 from algoprogress.fileio import read_json
 from algoprogress.protocol import for_selection, measurement_plan
-from algoprogress.data import DataError, count_classes
+from algoprogress.datafiles import DataError, count_classes
 from algoprogress.gpus import count_machine_gpus
 from algoprogress import versions
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WORKFLOW_FILES, snakemake
+from tests.helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "data" / "tiny.yaml"
@@ -71,14 +71,7 @@ def mnist_betons(tmp_path_factory):
 @pytest.fixture(scope="session")
 def workflow_copy(repo, tmp_path_factory):
     """The workflow's files copied, so that a test may edit its code without touching the repository."""
-    copy = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW_FILES:
-        source = repo / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name)
+    copy = copy_workflow(repo, tmp_path_factory.mktemp("workflow"))
     return copy
 
 

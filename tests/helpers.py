@@ -2,6 +2,7 @@
 
 import functools
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -10,6 +11,18 @@ from PIL import Image
 
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "src", "config", "envs", "profiles", "resources", "report",
                   "tests/data", "examples"]
+
+
+def copy_workflow(repo, destination):
+    """The workflow's files (what a clone holds for running it) copied to ``destination``."""
+    for name in WORKFLOW_FILES:
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 def configfiles(value):

@@ -267,7 +267,7 @@ def test_a_corrupt_beton_is_named_and_nothing_is_written(mnist_betons, tmp_path)
     """Checking only reads: the damaged file is named, left where it is, nothing else appears."""
     import shutil
 
-    from algoprogress.data import damaged_data_files, verify_data_files
+    from algoprogress.datafiles import damaged_data_files, verify_data_files
 
     folder, _ = mnist_betons
     for name in ("train.beton", "val.beton", "manifest.json"):
@@ -292,7 +292,8 @@ def test_a_corrupt_beton_is_named_and_nothing_is_written(mnist_betons, tmp_path)
 
 def test_damaged_data_are_rewritten_from_the_manifest_and_only_they(tmp_path):
     from algoprogress.config import data_content
-    from algoprogress.data import damaged_data_files, recorded_settings, rewrite_damaged_data
+    from algoprogress.data import recorded_settings, rewrite_damaged_data
+    from algoprogress.datafiles import damaged_data_files
 
     root = write_image_folder(tmp_path / "images")
     dataset = imagefolder_config(root)

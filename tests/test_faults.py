@@ -19,6 +19,7 @@ import yaml
 from algoprogress import curves, training
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.fileio import read_json
+from algoprogress.integrity import curve_problem_in_job, parquet_frame_problem
 from algoprogress.training import TrainingInterrupted, train
 from tests.helpers import run, short_job, snakemake, snakemake_command, trained
 
@@ -263,7 +264,17 @@ def test_corrupt_curve_is_detected_by_its_hash(reference, tmp_path):
     before = sorted(tmp_path.iterdir())
     assert curves.corrupt_curves([path, altered, tmp_path / "missing.parquet"]) == {
         str(altered): f"{altered}: corrupt curve (its rows differ from the hash saved with them)"}
-    assert sorted(tmp_path.iterdir()) == before  # checking only reads
+    # while the workflow parses (no pyarrow there): the frame of the file; the rows' hash is the reading job's check
+    assert parquet_frame_problem(path) is None and parquet_frame_problem(altered) is None
+    whole = path.read_bytes()
+    for name, damaged in (("torn", whole[:300]), ("cut", whole[:-1]), ("zeroed", b"\0" * len(whole)),
+                          ("footer", whole[:-8] + (len(whole)).to_bytes(4, "little") + b"PAR1")):
+        (tmp_path / f"{name}.parquet").write_bytes(damaged)
+        assert parquet_frame_problem(tmp_path / f"{name}.parquet").startswith(f"{tmp_path / name}.parquet: unreadable")
+    job_line = curve_problem_in_job(str(curves.corrupt_curves([altered])[str(altered)]))
+    assert job_line.startswith(f"{altered}: corrupt curve") and "to set it aside, then rerun" in job_line
+    assert sorted(tmp_path.iterdir()) == sorted([*before, *(tmp_path / f"{name}.parquet"
+                                                             for name in ("cut", "zeroed", "footer"))])
 
 
 # --- the workflow ------------------------------------------------------------------------------------------
@@ -284,7 +295,7 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     """Rows: corrupt .beton, corrupt curve -> the run stops (a dry run too) with one line per damaged file
     naming the repair command, and writes nothing; a training job that finds its data damaged stops the same
     way; the repair command sets the curve aside and rewrites the data; the next run retrains that curve only."""
-    from algoprogress.data import damaged_data_files
+    from algoprogress.datafiles import damaged_data_files
 
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)

@@ -67,6 +67,19 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     assert 0 < lrs[-1] < 0.05
 
 
+@pytest.mark.parametrize("warmup_epochs", [0, 0.1, 1, 5, 1000])
+def test_linear_schedule_is_numpys_interpolation_to_the_bit(warmup_epochs):
+    """Written out without numpy (the workflow parses without it); the curves trained when it was numpy.interp stay
+    the curves this code trains."""
+    for lr, steps_per_epoch, total in ((0.05, 38, 76), (0.1, 5004, 450_360), (2.0 / 3.0, 7, 31)):
+        settings = {**SETTINGS, "schedule": "linear", "lr": lr, "warmup_epochs": warmup_epochs}
+        warmup = min(warmup_epochs * steps_per_epoch, total)
+        around_warmup = [s for s in (int(warmup) - 1, int(warmup)) if 0 <= s < total]
+        for step in sorted({*range(0, total, max(1, total // 997)), total - 1, *around_warmup}):
+            points = ([0, warmup, total], [0.0, lr, 0.0]) if warmup > 0 else ([0, total], [lr, 0.0])
+            assert learning_rate(step, total, steps_per_epoch, settings) == float(np.interp(step + 0.5, *points))
+
+
 @pytest.mark.parametrize("epochs", [9, 90])
 def test_step_schedule_divides_by_ten_at_a_third_and_two_thirds_of_any_budget(epochs):
     """The default step_fractions: the PyTorch ImageNet example's epochs 30 and 60 of 90, scaled to the budget."""

@@ -445,7 +445,7 @@ def model_table(config: dict) -> dict[str, dict]:
 
 def network_spec(config: dict, name: str, num_classes: int, base_dir: str | Path = ".") -> dict:
     """The network a model trains: architecture, constructor arguments, class count (of the data set:
-    algoprogress.data.count_classes, known before any image is read) and, for a model in the user's own
+    algoprogress.datafiles.count_classes, known before any image is read) and, for a model in the user's own
     file (relative to ``base_dir``, the workflow directory) or an in-repo network (``algoprogress.nets``), the
     file's content hash: changing the file changes the spec, so that model and only it is counted and trained again
     (``algoprogress.versions``)."""

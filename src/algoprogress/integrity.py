@@ -1,24 +1,26 @@
 """Damaged results: found by checks that only read, repaired by one explicit command.
 
-Finding: when the workflow is parsed, ``problems`` reads every finished curve (its rows against the
-hash saved with them) and the data files (present, of the size the manifest lists); the run stops
-with one line per damaged file naming the command that repairs it. A training job checks its data's
-SHA-256 before it trains and stops the same way. Nothing is moved, deleted or created then.
+Finding: when the workflow is parsed (in the small Snakemake environment, envs/snakemake.yaml: nothing here imports
+a library), ``problems`` checks that every finished curve is a whole Parquet file (its frame: the magic bytes at
+both ends and a footer that fits; a truncated or overwritten file fails) and that the data files are present and of
+the size the manifest lists; the run stops with one line per damaged file naming the command that repairs it. The
+jobs that read a curve check its rows against the hash saved with them (``curves.read_curve``), and a training job
+checks its data's SHA-256 before it trains; either stops the same way. Nothing is moved, deleted or created then.
 
 Repairing: ``repair`` (workflow/scripts/repair.py, ``make repair``) sets each damaged curve aside as
-``<name>.corrupt``, so that the next run retrains exactly those curves (Snakemake then reruns the
-analysis that reads them), and rewrites each damaged data file as prepare_data wrote it, so that no
-finished curve is retrained.
+``<name>.corrupt`` (by the full check, the rows' hash included), so that the next run retrains exactly those curves
+(Snakemake then reruns the analysis that reads them), and rewrites each damaged data file as prepare_data wrote it,
+so that no finished curve is retrained.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import struct
 from pathlib import Path
 
-from algoprogress.curves import corrupt_curves
-from algoprogress.data import damaged_data_files, rewrite_damaged_data
+from algoprogress.datafiles import damaged_data_files
 
 RESULTS = Path("results")
 CURVES = RESULTS / "curves"
@@ -39,15 +41,40 @@ def curve_problem(problem: str, command: str) -> str:
     return f"{problem}; run `{command}` to set it aside, then rerun: only it is retrained"
 
 
+def curve_problem_in_job(problem: str) -> str:
+    """``curve_problem`` for a job of the workflow in this package's checkout, run in Snakemake's working directory
+    (the jobs that read curves stop with it)."""
+    return curve_problem(problem, repair_command(Path(__file__).resolve().parents[2], os.getcwd()))
+
+
 def data_problem(problem: str, command: str) -> str:
     return (f"{problem}; run `{command}` to rewrite it as prepare_data wrote it, then rerun: "
             "no finished curve is retrained")
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def parquet_frame_problem(path: str | Path) -> str | None:
+    """What is wrong with the frame of the Parquet file at ``path`` ("PAR1", the data, the footer, the footer's
+    length as 4 little-endian bytes, "PAR1"), or None where it is whole. Reads 8 bytes at each end."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        head = file.read(4)
+        file.seek(max(size - 8, 0))
+        tail = file.read(8)
+    if size < 12 or head != PARQUET_MAGIC or tail[4:] != PARQUET_MAGIC:
+        return f"{path}: unreadable curve (not a whole Parquet file: {size} bytes, truncated or overwritten)"
+    if struct.unpack("<I", tail[:4])[0] > size - 12:
+        return f"{path}: unreadable curve (its Parquet footer is longer than the file: truncated)"
+    return None
+
+
 def problems(curve_paths, command: str, manifest_path: str | Path = MANIFEST) -> list[str]:
-    """One line per damaged curve among ``curve_paths`` or damaged data file, each naming the file,
-    what is wrong and ``command``, the command that repairs it. Reads only."""
-    lines = [curve_problem(problem, command) for problem in corrupt_curves(curve_paths).values()]
+    """One line per damaged curve among ``curve_paths`` (``parquet_frame_problem``) or damaged data file, each
+    naming the file, what is wrong and ``command``, the command that repairs it. Reads only."""
+    found = (parquet_frame_problem(path) for path in curve_paths if os.path.exists(path))
+    lines = [curve_problem(problem, command) for problem in found if problem]
     return lines + [data_problem(f"{path}: {problem}", command)
                     for path, problem in damaged_data_files(manifest_path).items()]
 
@@ -60,6 +87,9 @@ def repair(workers: int = 1) -> list[str]:
     is missing or differs from the manifest's size or SHA-256 is rewritten (``rewrite_damaged_data``).
     Run it while no workflow runs in this directory.
     """
+    from algoprogress.curves import corrupt_curves  # pandas and pyarrow: the repair runs in the training environment
+    from algoprogress.data import rewrite_damaged_data
+
     done = []
     for path, problem in corrupt_curves(sorted(CURVES.rglob("*.parquet"))).items():
         os.replace(path, f"{path}.corrupt")

@@ -18,13 +18,19 @@ Three roles of a training run (a curve), by its seed:
 A seed has one role per model (the config refuses overlaps), so a curve's role is a function of (model,
 seed). Which trial is confirmed depends on finished curves: the workflow plans the confirmation runs of a
 model with several trials after its checkpoint rule ``select_trials`` has run (rules/analysis.smk).
-Nothing here imports torch.
+Nothing here imports a library: the workflow plans with this module while Snakemake parses it, in the small
+Snakemake environment (envs/snakemake.yaml); the functions on tables take and give pandas objects.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import functools
+import math
+import operator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SELECTION, CONFIRMATION, CALIBRATION = "selection", "confirmation", "calibration"
 REFERENCE_LEVEL = "reference"
@@ -82,8 +88,12 @@ def with_roles(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
 
 def _median_compute(rows: pd.DataFrame) -> float:
     """The median over curves of the compute at threshold, a curve not reached counting as infinite."""
-    compute = np.where(rows["reached"].to_numpy(dtype=bool), rows["train_flops"].to_numpy(dtype=float), np.inf)
-    return float(np.median(compute)) if len(compute) else float("nan")
+    compute = rows["train_flops"].astype(float).where(rows["reached"].astype(bool), math.inf)
+    return float(compute.median(skipna=False)) if len(compute) else math.nan
+
+
+def _nan_last(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
 
 
 def choose_trials(table: pd.DataFrame, plan: dict) -> dict[str, dict]:
@@ -95,38 +105,38 @@ def choose_trials(table: pd.DataFrame, plan: dict) -> dict[str, dict]:
     for model, entry in plan.items():
         rows = table.loc[(table["model"] == model) & table["seed"].isin(entry[SELECTION])]
         medians = {trial: _median_compute(rows.loc[rows["trial"] == trial]) for trial in entry["trials"]}
-        finite = {trial: value for trial, value in medians.items() if np.isfinite(value)}
+        finite = {trial: value for trial, value in medians.items() if math.isfinite(value)}
         if finite:
             trial = min(finite, key=lambda name: (finite[name], entry["trials"].index(name)))
         else:
             best = {trial: float(rows.loc[rows["trial"] == trial, "best_metric"].median()) for trial in entry["trials"]}
-            trial = max(entry["trials"], key=lambda name: (np.nan_to_num(best[name], nan=-np.inf),
-                                                           -entry["trials"].index(name)))
+            trial = max(entry["trials"], key=lambda name: (_nan_last(best[name]), -entry["trials"].index(name)))
         chosen[model] = {"trial": trial, "selection_flops": finite.get(trial),
                          "medians": {name: finite.get(name) for name in entry["trials"]}}
     return chosen
 
 
+def _rows_where(table: pd.DataFrame, masks) -> pd.DataFrame:
+    """The rows of ``table`` any of the boolean ``masks`` (Series on its index) marks."""
+    return table.loc[functools.reduce(operator.or_, masks, table["model"].isin(()))]
+
+
 def measured_rows(table: pd.DataFrame, plan: dict, chosen: dict[str, dict]) -> pd.DataFrame:
     """The rows each model's compute at threshold is the median of: a model with several trials, its chosen
     trial's confirmation runs; a model with one trial, all its runs but calibration runs."""
-    keep = np.zeros(len(table), dtype=bool)
-    models, trials, seeds = table["model"].to_numpy(), table["trial"].to_numpy(), table["seed"].to_numpy()
-    for model, entry in plan.items():
-        mine = models == model
+    def measured(model, entry):
+        mine = table["model"] == model
         if entry["chooses"]:
-            keep |= mine & (trials == chosen[model]["trial"]) & np.isin(seeds, entry[CONFIRMATION])
-        else:
-            keep |= mine & np.isin(seeds, entry[SELECTION] + entry[CONFIRMATION])
-    return table.loc[keep]
+            return mine & (table["trial"] == chosen[model]["trial"]) & table["seed"].isin(entry[CONFIRMATION])
+        return mine & table["seed"].isin(entry[SELECTION] + entry[CONFIRMATION])
+
+    return _rows_where(table, (measured(model, entry) for model, entry in plan.items()))
 
 
 def selection_rows(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
     """Every trial's selection runs (what the optimistic bound, the least over trials per seed, is taken over)."""
-    keep = np.zeros(len(table), dtype=bool)
-    for model, entry in plan.items():
-        keep |= (table["model"].to_numpy() == model) & np.isin(table["seed"].to_numpy(), entry[SELECTION])
-    return table.loc[keep]
+    return _rows_where(table, ((table["model"] == model) & table["seed"].isin(entry[SELECTION])
+                               for model, entry in plan.items()))
 
 
 def measured_curves(curves: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

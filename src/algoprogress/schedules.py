@@ -1,15 +1,13 @@
 """What changes during a training run, as functions of the settings: the learning rate of each step,
 the steps after which the model is evaluated, and the training resolution of each epoch.
 
-Torch-free (the Snakefile calls the resolution functions while it parses, to know at which
-resolutions FLOPs must be counted).
+Pure Python (the Snakefile calls the resolution functions while it parses, to know at which
+resolutions FLOPs must be counted, in the small Snakemake environment: envs/snakemake.yaml).
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 
 def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: dict) -> float:
@@ -27,9 +25,12 @@ def learning_rate(step: int, total_steps: int, steps_per_epoch: int, settings: d
             return peak * (step + 0.5) / warmup
         progress = (step + 0.5 - warmup) / max(total_steps - warmup, 1)
         return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    if warmup > 0:
-        return float(np.interp(step + 0.5, [0, warmup, total_steps], [0.0, peak, 0.0]))
-    return float(np.interp(step + 0.5, [0, total_steps], [peak, 0.0]))
+    # linear: numpy.interp(step + 0.5, [0, warmup, total_steps], [0, peak, 0])'s arithmetic, written out (the same
+    # floats: tests/test_training.py), since numpy is not here while the workflow parses
+    x = step + 0.5
+    if x < warmup:
+        return peak / warmup * x
+    return (0.0 - peak) / (total_steps - warmup) * (x - warmup) + peak
 
 
 def evaluation_steps(steps_per_epoch: int, total_steps: int, evals_per_epoch: int, first_eval_step: int,

@@ -27,7 +27,7 @@ from algoprogress.bill import (
 )
 from algoprogress.cli import entry, fail
 from algoprogress.config import ConfigError, load_config
-from algoprogress.data import DataError, count_classes
+from algoprogress.datafiles import DataError, count_classes
 from algoprogress.fileio import read_json, write_csv
 
 

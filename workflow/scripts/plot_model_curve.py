@@ -12,6 +12,7 @@ import pandas as pd
 
 from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.curves import CurveError, read_curves
+from algoprogress.integrity import curve_problem_in_job
 from algoprogress.plots import model_curve_figure
 from algoprogress.thresholds import with_resolved_values
 
@@ -20,7 +21,7 @@ def run(curve_files, thresholds_csv, thresholds, out):
     try:
         curves = read_curves(curve_files)
     except CurveError as error:
-        fail(str(error))
+        fail(curve_problem_in_job(str(error)))
     crossings = pd.read_csv(thresholds_csv)
     thresholds = with_resolved_values(thresholds, crossings)
     model_curve_figure(curves, crossings.loc[crossings["model"].isin(curves["model"].unique())], thresholds, out)

@@ -19,6 +19,7 @@ from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import headline_threshold
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import write_json
+from algoprogress.integrity import curve_problem_in_job
 from algoprogress.protocol import CALIBRATION, SELECTION, choose_trials, for_selection, measurement_plan
 from algoprogress.thresholds import compute_at_threshold, resolve_thresholds
 
@@ -27,7 +28,7 @@ def run(curve_files, threshold, reference, protocol, out):
     try:
         curves = read_curves(curve_files)
     except CurveError as error:
-        fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
+        fail(curve_problem_in_job(str(error)))
     entry = protocol.get(reference, {})
     resolved = resolve_thresholds(curves, [threshold], reference,
                                   {"trial": entry.get("calibration_trial"), "seeds": entry.get(CALIBRATION, [])})[0]

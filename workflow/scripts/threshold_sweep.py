@@ -17,6 +17,7 @@ from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import headline_choice, headline_threshold, publication_dates, sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import write_csv
+from algoprogress.integrity import curve_problem_in_job
 from algoprogress.plots import threshold_sweep_figure
 from algoprogress.protocol import measured_curves
 from algoprogress.thresholds import resolved_values
@@ -26,7 +27,7 @@ def run(curve_files, thresholds_file, published, threshold, analysis_cfg, plan, 
     try:
         curves = read_curves(curve_files)
     except CurveError as error:
-        fail(str(error))
+        fail(curve_problem_in_job(str(error)))
     table = pd.read_parquet(thresholds_file)
     values = resolved_values(table)
     threshold = {**threshold, "value": values.get(threshold["name"], threshold["value"])}

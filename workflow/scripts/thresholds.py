@@ -22,6 +22,7 @@ from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import sweep_plan
 from algoprogress.curves import CurveError, read_curves
 from algoprogress.fileio import atomic_path, read_json, write_csv
+from algoprogress.integrity import curve_problem_in_job
 from algoprogress.protocol import CALIBRATION, REFERENCE_LEVEL, measured_rows, measurement_plan, with_roles
 from algoprogress.thresholds import compute_at_thresholds, protocol_per_model, resolve_thresholds, with_level_shifts
 
@@ -54,7 +55,7 @@ def run(curve_files, selection_file, thresholds, reference, protocol, plan, csv_
     try:
         curves = read_curves(curve_files)
     except CurveError as error:
-        fail(f"{error}; move it aside (or delete it) and rerun: the workflow retrains it")
+        fail(curve_problem_in_job(str(error)))
     resolved = resolved_thresholds(curves, thresholds, reference, protocol, manifest)
     table = with_level_shifts(compute_at_thresholds(curves, resolved), curves, resolved)
     definitions = {threshold["name"]: threshold.get("defined_as", "a fixed value") for threshold in resolved}

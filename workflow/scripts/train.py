@@ -21,7 +21,7 @@ import algoprogress_path  # makes src/ importable
 from algoprogress.architectures import ModelSourceError, source_file
 from algoprogress.cli import config_or_fail, entry, fail
 from algoprogress.config import ConfigError, model_table, network_spec, trial_training
-from algoprogress.data import DataError, count_classes, verify_data_files
+from algoprogress.datafiles import DataError, count_classes, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import merge_counts, per_image_costs
 from algoprogress.integrity import data_problem, repair_command
