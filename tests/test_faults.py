@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
 from algoprogress.fileio import read_json
 from algoprogress.integrity import curve_problem_in_job, parquet_frame_problem
 from algoprogress.training import TrainingInterrupted, train
-from tests.helpers import run, short_job, snakemake, snakemake_command, trained
+from tests.helpers import short_job, snakemake, trained
 
 SAME = ["step", "epoch", "images_seen", "train_flops", "train_flops_measured", "eval_flops", "val_top1", "val_top5",
         "val_loss", "train_loss", "lr"]
@@ -135,6 +134,37 @@ def torch_load(path):
     import torch
 
     return torch.load(path, weights_only=True)
+
+
+HOLD_THE_CHECKPOINT = """
+import logging, sys, time
+from algoprogress.checkpoints import sole_writer
+logging.basicConfig(stream=sys.stderr, format="%(message)s")
+with sole_writer(sys.argv[1]):
+    print("writing", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_checkpoint_has_one_writer_at_a_time(repo, tmp_path):
+    """Row: a second job for the same curve while the first still runs (a SLURM resubmission during the first's
+    KillWait, a rerun beside an orphaned job of a killed Snakemake) -> it waits until the first has exited, SIGKILL
+    included, and only then writes."""
+    checkpoint = tmp_path / "checkpoints" / "seed0.pt"
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+
+    def job(seconds):
+        return subprocess.Popen([sys.executable, "-c", HOLD_THE_CHECKPOINT, str(checkpoint), str(seconds)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    first = job(600)
+    assert first.stdout.readline() == "writing\n"
+    second = job(0)
+    warning = second.stderr.readline()
+    assert warning.startswith(f"{checkpoint}.lock: another job still writes this checkpoint") and second.poll() is None
+    first.kill()
+    first.wait(timeout=60)
+    assert second.stdout.readline() == "writing\n" and second.wait(timeout=60) == 0
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
@@ -356,47 +386,6 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     assert "rule prepare_data" not in output and "rule thresholds" in output
     assert [digest(path) for path in kept] == kept_digests
     assert curves.read_curve(curve)["step"].iloc[0] == 0
-
-
-@pytest.mark.slow
-def test_killed_snakemake_and_a_second_snakemake(snakemake_bin, workflow_copy, tmp_path):
-    """Rows: a second snakemake on the same directory is refused, nothing clobbered; Snakemake itself killed
-    (with its jobs: the machine lost) -> after --unlock the next run reruns only incomplete jobs."""
-    workdir = tmp_path / "run"
-    # the two seeds of ShuffleNetV2 0.5, the cheaper tiny model (one FLOP count): the analysis is no part of this row
-    curves_only = [f"results/curves/shufflenet_v2_x0_5/base/seed{seed}.parquet" for seed in (0, 1)]
-    # one job at a time: the second training job runs when the first has finished (two alike side by side could
-    # both finish before the kill)
-    command = snakemake_command(snakemake_bin, workflow_copy, workdir, *curves_only, cores=1)
-    log = tmp_path / "first.log"
-    first = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    curve_dir = workdir / "results" / "curves"
-    deadline = time.monotonic() + 600
-    while not (workdir / ".snakemake" / "locks").is_dir() or not any((workdir / ".snakemake" / "locks").iterdir()):
-        assert first.poll() is None and time.monotonic() < deadline, "the first run ended early"
-        time.sleep(0.2)
-
-    second = run(command, timeout=300)
-    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-
-    # Snakemake has recorded a finished training job and started the other
-    while "(Rule: train)" not in log.read_text() or log.read_text().count("rule train:") < 2:
-        assert first.poll() is None and time.monotonic() < deadline, "the first run ended before a curve was written"
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its running job, as when the machine is lost
-    first.wait(timeout=60)
-    finished = {path: digest(path) for path in curve_dir.glob("*/base/seed*.parquet")}
-    assert len(finished) == 1
-
-    locked = run(command, timeout=300)
-    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    assert run([*command, "--unlock"], timeout=300).returncode == 0
-    rerun = run(command)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    done_seed = next(iter(finished)).stem.removeprefix("seed")
-    assert trained(rerun.stdout + rerun.stderr) == [("shufflenet_v2_x0_5", str(1 - int(done_seed)))]
-    assert all(digest(path) == value for path, value in finished.items())
-    assert len(list(curve_dir.glob("*/base/seed*.parquet"))) == 2
 
 
 def test_a_curve_with_a_computed_nan_reads_back_as_written(tmp_path):

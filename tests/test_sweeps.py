@@ -2,16 +2,22 @@
 
 import copy
 import datetime as dt
+import hashlib
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from algoprogress.config import ConfigError, validate_config
 from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
-from tests.helpers import planned_jobs, snakemake, tiny_with, train_jobs
+from tests.helpers import planned_jobs, run, snakemake, snakemake_command, tiny_with, train_jobs
 
 MODELS = [
     {"name": "alexnet", "published": "2012-06-01"},
@@ -251,23 +257,58 @@ def sweep_grids(config):
 
 @pytest.fixture(scope="module")
 def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory):
-    """The finished tiny run (its data reused) with the sweep's runs trained and analysed; the dry run before it
-    is kept beside it (first_round.txt)."""
+    """The finished tiny run (its data reused) with the sweep's runs trained and analysed, by a run that was killed
+    (SIGKILL, Snakemake with its running jobs, as when the machine or the session is lost) once a trial had finished
+    and another had checkpointed (every evaluation checkpoints: a runtime key), then unlocked and rerun. A second
+    `snakemake` started beside the first is refused. The dry run before it is kept beside it (first_round.txt), and
+    what the kill left (killed.json)."""
     workdir = tmp_path_factory.mktemp("sweep") / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
-    configfile = tiny_with(workflow_copy, workdir.parent, sweep_grids)
+
+    def killed_sweep(config):
+        sweep_grids(config)
+        config["training"]["checkpoint_every_seconds"] = 0
+
+    configfile = tiny_with(workflow_copy, workdir.parent, killed_sweep)
     planned = snakemake(snakemake_bin, workflow_copy, workdir, "-n", configfile=configfile)
     assert planned.returncode == 0, (planned.stdout + planned.stderr)[-3000:]
     (workdir.parent / "first_round.txt").write_text(planned.stdout + planned.stderr)
+    command = snakemake_command(snakemake_bin, workflow_copy, workdir, configfile=configfile)
+    log = workdir.parent / "killed.log"
+    with open(log, "w") as sink:
+        first = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    checkpoints, deadline = workdir / "results" / "checkpoints", time.monotonic() + 600
+    try:
+        while not (workdir / ".snakemake" / "locks").is_dir() or not any((workdir / ".snakemake" / "locks").iterdir()):
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        second = run(command, timeout=300)
+        assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+        # a trial finished (Snakemake recorded it) and another one has checkpointed
+        while "(Rule: train)" not in log.read_text() or not list(checkpoints.rglob("*.pt")):
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    curves = workdir / "results" / "curves"
+    finished = {str(path.relative_to(curves)): digest(path) for path in curves.rglob("*.parquet")}
+    resumable = {str(path.relative_to(checkpoints).with_suffix("")) for path in checkpoints.rglob("*.pt")}
+    assert resumable, "no job was running with a checkpoint when Snakemake was killed"
+    (workdir.parent / "killed.json").write_text(json.dumps({"finished": finished, "resumable": sorted(resumable)}))
+
+    locked = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    assert snakemake(snakemake_bin, workflow_copy, workdir, "--unlock", configfile=configfile).returncode == 0
     result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
     chosen = json.loads((workdir / "results" / "selection.json").read_text())["chosen"][MODEL]["trial"]
-    assert train_jobs(result.stdout + result.stderr) == {(MODEL, "epochs0.25", "0"), (MODEL, "epochs0.5", "0"),
-                                                         (MODEL, chosen, "1"), ("mobilenet_v2", "resolution64", "0"),
-                                                         ("mobilenet_v2", "resolution64", "2")}
+    sweep = {(MODEL, "epochs0.25", "0"), (MODEL, "epochs0.5", "0"), (MODEL, chosen, "1"),
+             ("mobilenet_v2", "resolution64", "0"), ("mobilenet_v2", "resolution64", "2")}
+    trained_before = {job for job in sweep if f"{job[0]}/{job[1]}/seed{job[2]}.parquet" in finished}
+    assert trained_before and train_jobs(output) == sweep - trained_before
     return workdir
-
-
 def plan_sweep_change(snakemake_bin, workflow, workdir, tmp_path, change):
     def changed(config):
         sweep_grids(config)
@@ -404,3 +445,35 @@ def test_the_trial_chosen_on_the_selection_seed_is_measured_on_the_confirmation_
                         & rows["train_flops_level_down"].notna()]
     assert (own_rows["train_flops_level_up"] >= own_rows["train_flops_level_down"]).all()
     assert rows.loc[rows["threshold_name"] != "own", "train_flops_level_up"].isna().all()
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_loses_nothing(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
+    """Rows: Snakemake killed with its jobs in the middle of a sweep. The rerun retrained no trial that had finished
+    (their curves are the files the killed run wrote), resumed each trial that had checkpointed from its checkpoint,
+    and its curves are those of an uninterrupted run: one resumed trial trained again here, uninterrupted, in a copy,
+    gives the same curve (timing columns aside), hence the same analysis."""
+    killed = json.loads((finished_sweep.parent / "killed.json").read_text())
+    curves = finished_sweep / "results" / "curves"
+    assert all(digest(curves / name) == value for name, value in killed["finished"].items())
+    for name in killed["resumable"]:
+        model, trial, seed = name.split("/")
+        log = (finished_sweep / "logs" / "train" / model / trial / f"{seed}.log").read_text()
+        assert "resumed from results/checkpoints/" in log, log[-2000:]
+    assert not list((finished_sweep / "results" / "checkpoints").rglob("*.pt"))
+    name = killed["resumable"][0]
+    copy_dir = tmp_path / "uninterrupted"
+    shutil.copytree(finished_sweep, copy_dir, symlinks=True)
+    (copy_dir / "results" / "curves" / f"{name}.parquet").unlink()
+    configfile = tiny_with(workflow_copy, tmp_path, sweep_grids)
+    result = snakemake(snakemake_bin, workflow_copy, copy_dir, f"results/curves/{name}.parquet", configfile=configfile)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    model, trial, seed = name.split("/")
+    assert train_jobs(result.stdout + result.stderr) == {(model, trial, seed.removeprefix("seed"))}
+    timing = ["wall_seconds", "eval_seconds"]
+    again = pd.read_parquet(copy_dir / "results" / "curves" / f"{name}.parquet").drop(columns=timing)
+    pd.testing.assert_frame_equal(again, pd.read_parquet(curves / f"{name}.parquet").drop(columns=timing))

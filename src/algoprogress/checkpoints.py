@@ -5,10 +5,15 @@ job killed mid-write still has a whole one. Reading checks, in order: that torch
 ``weights_only=True`` (no code runs), that its digest matches its contents, and that its
 ``fingerprint`` (everything that determines the curve) matches the job's; a checkpoint failing any
 check is reported by path and not used.
+
+A checkpoint has one writer at a time (``sole_writer``): a job holds a lock beside it while it trains, so a second
+job for the same curve waits until the first has exited and then resumes from what it left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -16,6 +21,32 @@ from pathlib import Path
 from algoprogress.fileio import atomic_path
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def sole_writer(checkpoint_path: str | Path | None):
+    """Hold an exclusive lock on ``<checkpoint>.lock`` while the job runs (nothing where there is no checkpoint).
+
+    Two jobs may train the same curve: a SLURM job resubmitted (a retry after a preemption, a time limit, a requeue,
+    or a rerun after Snakemake itself died) while the first still runs or checkpoints during its KillWait; a rerun
+    while a job of a killed Snakemake still runs as an orphan. The second waits here until the first has exited,
+    then loads the newest checkpoint it left: a checkpoint never has two writers. ``flock`` locks are released by
+    the kernel when their holder dies, SIGKILL included (on NFS, Linux takes them as POSIX locks, which the server
+    keeps). The lock file stays (unlinking a lock file that another job may be waiting on would let a third take a
+    second lock)."""
+    if checkpoint_path is None:
+        yield
+        return
+    path = Path(f"{checkpoint_path}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s: another job still writes this checkpoint (an earlier submission of this job, still "
+                        "running or checkpointing); waiting until it has exited, then resuming from it", path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def state_digest(value, digest=None) -> str:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from algoprogress import gpus
+from algoprogress import checkpoints, gpus
 from algoprogress.training import TrainingJob, train
 
 SOURCE_DIR = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def job_from_json(data: dict) -> TrainingJob:
 
 
 def run_training(job: TrainingJob, curve_path: str, processes: int = 1) -> None:
-    with gpus.claim(processes):
+    with checkpoints.sole_writer(job.checkpoint_path), gpus.claim(processes):
         if processes == 1:
             train(job, curve_path)
             return
