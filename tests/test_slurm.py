@@ -183,13 +183,24 @@ def one_seed_config(workflow_copy, tmp_path_factory):
     return tiny_with(workflow_copy, tmp_path_factory.mktemp("slurm-config"), one_seed)
 
 
-# The training job SLURM ends once mid-training: MobileNetV2, whose dropout puts a random-number state into the
-# checkpoint it resumes from (ShuffleNetV2 0.5, the other tiny model, has none)
-PREEMPTED_MODEL = "mobilenet_v2"
-PREEMPTED_CURVE = Path("results", "curves", PREEMPTED_MODEL, "base", "seed0.parquet")
-PREEMPTED_LOG = Path("logs", "train", PREEMPTED_MODEL, "base", "seed0.log")
-# the plugin's name for a job's wildcards, in its SLURM comment and the folder of its SLURM log
-PREEMPTED_WILDCARDS = f"{PREEMPTED_MODEL}_base_0"
+# The training jobs SLURM ends mid-training, each once: MobileNetV2 cancelled as a time limit or a preemption ends a
+# job (SIGTERM to every process of the job, the batch script included, SIGKILL after KillWait; its dropout puts a
+# random-number state into the checkpoint it resumes from), ShuffleNetV2 0.5 requeued (scontrol requeue: the same
+# SLURM job ended the same way and started again)
+CANCELLED_MODEL, REQUEUED_MODEL = "mobilenet_v2", "shufflenet_v2_x0_5"
+
+
+def curve(model):
+    return Path("results", "curves", model, "base", "seed0.parquet")
+
+
+def train_log(model):
+    return Path("logs", "train", model, "base", "seed0.log")
+
+
+def wildcards(model):
+    """The plugin's name for a training job's wildcards, in its SLURM comment and the folder of its SLURM log."""
+    return f"{model}_base_0"
 
 
 def running_slurm_jobs(comment_part: str) -> list[str]:
@@ -200,34 +211,39 @@ def running_slurm_jobs(comment_part: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_path_factory):
-    """The tiny experiment (one seed) through the SLURM profile, during which SLURM ends MobileNetV2's training job
-    with SIGTERM once it has taken some steps (as on preemption or at a time limit): it checkpoints, fails, is
-    resubmitted (the profile's retries) and resumes from its checkpoint."""
+    """The tiny experiment (one seed) through the SLURM profile, during which SLURM ends each training job once it
+    has taken some steps: MobileNetV2's cancelled (SIGTERM to the whole job, SIGKILL after the test cluster's 5 s
+    KillWait; the job fails and the profile's retries resubmit it), ShuffleNetV2's requeued (the same job runs
+    again). Each checkpoints on the SIGTERM and resumes there."""
     workdir = tmp_path_factory.mktemp("slurm-run")
     command = snakemake_command(snakemake_bin, workflow_copy, workdir, "--profile",
                                 str(workflow_copy / "profiles" / "slurm"), *TEST_OVERRIDES, configfile=one_seed_config)
-    train_log = workdir / PREEMPTED_LOG
     output = tmp_path_factory.mktemp("slurm-run-output") / "snakemake.out"
     with open(output, "w") as sink:
         snakemake_run = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
 
-    def training_under_way():
+    def under_way(model):
         # its progress bar shows steps done (from step 1 on: the bar prints about every 2 s, and the first print
         # after a step taken leaves the most time for the signal)
         assert snakemake_run.poll() is None, output.read_text()[-4000:]
-        return train_log.exists() and any(f" {done}/" in train_log.read_text() for done in range(1, 40))
+        log = workdir / train_log(model)
+        return log.exists() and any(f" {done}/" in log.read_text() for done in range(1, 40))
+
+    def end(model, *command):
+        wait_for(lambda: under_way(model), 600, f"{model}'s training job to take some steps")
+        jobs = running_slurm_jobs(f"rule_train_wildcards_{wildcards(model)}")
+        assert len(jobs) == 1, f"{jobs}: {model}'s training job should be running (ended before the signal?)"
+        run(*command, jobs[0])
+        return jobs[0]
 
     try:
-        wait_for(training_under_way, 600, "MobileNetV2's training job to take some steps")
-        jobs = running_slurm_jobs(f"rule_train_wildcards_{PREEMPTED_WILDCARDS}")
-        assert len(jobs) == 1, (f"{jobs}: the preemption came too late: MobileNetV2's training job should be running "
-                                "(ended before the signal?)")
-        run("scancel", "--signal=TERM", jobs[0])  # to the job step, as SLURM signals a job it ends
+        requeued = end(REQUEUED_MODEL, "scontrol", "requeue")
+        end(CANCELLED_MODEL, "scancel")
         assert snakemake_run.wait(timeout=900) == 0, output.read_text()[-4000:]
     finally:
         if snakemake_run.poll() is None:
             snakemake_run.terminate()
-    return workdir, output.read_text()
+    return workdir, output.read_text(), requeued
 
 
 @pytest.mark.slow
@@ -235,7 +251,7 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
     """Each job of data, FLOP counting, training and per-model figures is a SLURM job of its own; the
     analysis rules grouped by the profile share fewer SLURM jobs than they are (published_trend, ready
     from the start, goes first on its own)."""
-    workdir, output = slurm_run
+    workdir, output, _ = slurm_run
     profile = yaml.safe_load((workflow_copy / "profiles" / "slurm" / "config.yaml").read_text())
     grouped = {entry.split("=")[0] for entry in profile["groups"]}
     submitted = [line for line in output.splitlines() if "submitted with SLURM jobid" in line]
@@ -244,7 +260,7 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
     alone = [log for log in rule_logs if rule_of[log] not in grouped]
     assert len(rule_logs) >= 12 and {rule_of[log] for log in rule_logs} >= grouped
     group_jobs = [line for line in submitted if "group_analysis" in line]
-    retried = 1  # the preempted training job, submitted twice
+    retried = 1  # the cancelled training job, submitted twice (the requeued one is one submission)
     assert len(submitted) == len(alone) + retried + len(group_jobs) and 1 <= len(group_jobs) < len(grouped)
     for log in rule_logs:
         first = log.read_text().splitlines()[0]
@@ -253,38 +269,57 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
 
 
 @pytest.mark.slow
-def test_a_preempted_training_job_is_resubmitted_and_resumes(slurm_run):
-    """The training job that SLURM ended with SIGTERM checkpointed where it was, failed, and its resubmission
-    resumed there (that its curve is the uninterrupted one: the local comparison below)."""
-    workdir, output = slurm_run
+def test_a_cancelled_training_job_checkpoints_within_killwait_and_its_retry_resumes(slurm_run):
+    """Row: SLURM ends a training job as at a time limit or on preemption (SIGTERM to the batch script and the job
+    step, SIGKILL 5 s later): the training checkpointed where it was before the kill, the job failed, the profile's
+    retries resubmitted it, and the resubmission resumed there (that its curve is the uninterrupted one: the local
+    comparison below)."""
+    workdir, output, _ = slurm_run
     submissions = [line for line in output.splitlines()
-                   if "submitted with SLURM jobid" in line and f"rule_train/{PREEMPTED_WILDCARDS}/" in line]
-    assert len(submissions) == 2, output[-4000:]  # the preempted job and its retry
-    slurm_logs = sorted((workdir / ".snakemake" / "slurm_logs" / "rule_train" / PREEMPTED_WILDCARDS).glob("*.log"))
+                   if "submitted with SLURM jobid" in line and f"rule_train/{wildcards(CANCELLED_MODEL)}/" in line]
+    assert len(submissions) == 2, output[-4000:]  # the cancelled job and its retry
+    folder = workdir / ".snakemake" / "slurm_logs" / "rule_train" / wildcards(CANCELLED_MODEL)
+    slurm_logs = sorted(folder.glob("*.log"))
     stopped = [log for log in slurm_logs if "SIGTERM at step" in log.read_text()]
     assert len(slurm_logs) == 2 and len(stopped) == 1 and "a rerun resumes there" in stopped[0].read_text()
-    assert "resumed from" in (workdir / PREEMPTED_LOG).read_text()
+    assert "resumed from" in (workdir / train_log(CANCELLED_MODEL)).read_text()
+
+
+@pytest.mark.slow
+def test_a_requeued_training_job_resumes_in_the_same_slurm_job(slurm_run):
+    """Row: `scontrol requeue` of a running training job: SLURM ends it (SIGTERM, SIGKILL after KillWait) and runs
+    the same job again, which Snakemake waits for as one job; the training resumed from the checkpoint it wrote."""
+    workdir, output, requeued = slurm_run
+    submissions = [line for line in output.splitlines()
+                   if "submitted with SLURM jobid" in line and f"rule_train/{wildcards(REQUEUED_MODEL)}/" in line]
+    assert len(submissions) == 1 and f"jobid {requeued}" in submissions[0], output[-4000:]
+    log = (workdir / train_log(REQUEUED_MODEL)).read_text()
+    assert "resumed from" in log, log[-3000:]
 
 
 @pytest.mark.slow
 def test_slurm_results_equal_a_local_run(slurm_run, snakemake_bin, workflow_copy, one_seed_config, tmp_path):
-    """A copy of the SLURM run retrains the preempted model's curve locally, uninterrupted, and redoes the
-    thresholds and the trend from it (the figures are left out): the same curve (so the preempted and resumed
-    job ended as an uninterrupted one), the same thresholds and the same trend as under SLURM."""
-    slurm_dir, _ = slurm_run
+    """A copy of the SLURM run retrains the two interrupted curves locally, uninterrupted, and redoes the thresholds
+    and the trend from them (the figures are left out): the same curves (so each job ended and resumed ended as an
+    uninterrupted one), the same thresholds and the same trend as under SLURM."""
+    slurm_dir, _, _ = slurm_run
     local_dir = tmp_path / "local"
     shutil.copytree(slurm_dir, local_dir, symlinks=True)
-    (local_dir / PREEMPTED_CURVE).unlink()
-    targets = [str(PREEMPTED_CURVE), "results/thresholds.csv", "results/trend.json"]
+    models = [CANCELLED_MODEL, REQUEUED_MODEL]
+    for model in models:
+        (local_dir / curve(model)).unlink()
+    targets = [*(str(curve(model)) for model in models), "results/thresholds.csv", "results/trend.json"]
     result = snakemake(snakemake_bin, workflow_copy, local_dir, *targets, configfile=one_seed_config)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert trained(output) == [(PREEMPTED_MODEL, "0")] and "rule thresholds:" in output and "rule trend:" in output
-    assert "resumed from" not in (local_dir / PREEMPTED_LOG).read_text()
+    assert trained(output) == sorted((model, "0") for model in models)
+    assert "rule thresholds:" in output and "rule trend:" in output
     timing = ["wall_seconds", "eval_seconds"]
-    remote = pd.read_parquet(slurm_dir / PREEMPTED_CURVE).drop(columns=timing)
-    local = pd.read_parquet(local_dir / PREEMPTED_CURVE).drop(columns=timing)
-    pd.testing.assert_frame_equal(local, remote)
+    for model in models:
+        assert "resumed from" not in (local_dir / train_log(model)).read_text()
+        remote = pd.read_parquet(slurm_dir / curve(model)).drop(columns=timing)
+        local = pd.read_parquet(local_dir / curve(model)).drop(columns=timing)
+        pd.testing.assert_frame_equal(local, remote)
     local = pd.read_csv(local_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
     remote = pd.read_csv(slurm_dir / "results" / "thresholds.csv").drop(columns="wall_seconds")
     pd.testing.assert_frame_equal(local, remote)
