@@ -26,7 +26,7 @@ def job_files(mnist_betons, tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
     config = {
         "dataset": {"max_images_per_class": 30},
-        "training": {"epochs": 6, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2, "eval_batch_size": 100,
+        "training": {"epochs": 4, "batch_size": 20, "evals_per_epoch": 2, "first_eval_step": 2, "eval_batch_size": 100,
                      "lr": 0.05, "random_resized_crop": True, "flip": True},  # the ImageNet recipes' augmentations
         "models": [{"name": MODEL, "published": "2018-07-30"}, {"name": "resnet18", "published": "2015-12-10"}],
     }
