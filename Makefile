@@ -1,8 +1,10 @@
 # Two commands do everything on a fresh Debian machine (as root):
 #   make run    set-up, then the whole experiment on the bundled data (results/)
 #   make test   set-up, then every test
-# and one a run names when it finds damaged results:
-#   make repair damaged curves set aside (the next run retrains them), damaged data files rewritten
+# and two more:
+#   make report the report of the finished run, results/report.html
+#   make repair (a run names it when it finds damaged results) damaged curves set aside (the next run retrains
+#               them), damaged data files rewritten
 # Set-up is idempotent: system packages FFCV builds against, a virtual environment in .venv with
 # the exact versions of requirements.txt (the package under src/ is not installed: workflow/scripts/algoprogress_path.py)
 
@@ -15,7 +17,7 @@ SNAKEMAKE_ARGS ?=
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run repair test test-fast lint bench clean
+.PHONY: setup run report repair test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +38,11 @@ $(VENV)/.installed: $(VENV)/.system-packages requirements.txt pyproject.toml
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+# the Snakemake report of the finished run (results/report.html: the headline figure, tables, every figure, the
+# method's captions); run it after `make run` with the same SNAKEMAKE_ARGS
+report: setup
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html $(SNAKEMAKE_ARGS)
 
 repair: setup
 	$(BIN)/python workflow/scripts/repair.py

@@ -22,3 +22,8 @@ rule all:
     default_target: True
     input:
         get_final_output,
+
+
+# every successful run (not a dry run; Snakemake's job processes run no hooks) ends with the headline
+onsuccess:
+    print_headline()

@@ -27,6 +27,7 @@ from algoprogress.fileio import read_json
 from algoprogress.protocol import for_selection, measurement_plan
 from algoprogress.datafiles import DataError, count_classes
 from algoprogress.gpus import count_machine_gpus
+from algoprogress.headline import print_headline
 from algoprogress import versions
 
 try:
@@ -303,6 +304,15 @@ def flop_count_paths():
             )
         }
     )
+
+
+def training_priority(wildcards):
+    """Longer training jobs first (a trial's epochs times its largest resolution squared: a proxy for its cost, in
+    hundredths): with a fixed number of GPUs or cores, a round of jobs then ends with short jobs side by side
+    rather than one long job alone. Decides only the order."""
+    settings = trial_settings(wildcards)
+    largest = max(flop_resolutions(settings))
+    return round(100 * settings["epochs"] * (largest / 64) ** 2)
 
 
 def training_threads(wildcards):

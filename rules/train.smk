@@ -40,6 +40,7 @@ rule train:
     conda:
         "../envs/training.yaml"
     threads: training_threads
+    priority: training_priority
     resources:
         gpu=training_gpus,
     params:

@@ -12,6 +12,7 @@ import yaml
 from algoprogress import curves
 from algoprogress.config import load_config
 from algoprogress.flops import TRAINING_FLOP_PER_MULTIPLY_ADD
+from algoprogress.headline import summary
 from tests.helpers import WORKFLOW_FILES, planned_jobs, snakemake, tiny_with, train_jobs
 
 SCRIPTS = ["prepare_data", "count_flops", "train", "thresholds", "trend", "threshold_sweep", "plot_learning_curves",
@@ -138,6 +139,20 @@ def test_a_threshold_met_at_step_zero_is_flagged_through_the_real_rules(extreme_
 
 
 @pytest.mark.slow
+def test_the_headline_says_threshold_doubling_time_intervals_factor_and_models(finished_run):
+    trend = json.loads((finished_run / "results" / "trend.json").read_text())
+    lines = summary(trend)
+    head = trend["headline"]
+    assert lines[0].startswith(f"Headline: {head['threshold']}: val_top1 >= ")
+    assert f"over {trend['n']} models" in lines[0]
+    assert f"{trend['doubling_time_months']:.3g} months; 95% intervals: published " in lines[1]
+    assert ", OLS " in lines[1] and ", bootstrap " in lines[1]
+    assert lines[2].startswith(f"  efficiency factor {trend['reference_model']} -> {trend['best_model']}: ")
+    models = trend["thresholds"][head["threshold"]]["fits"][head["window"]][head["set"]]["models"]
+    assert lines[3] == f"  models of the fit: {', '.join(models)}"
+    assert lines[4:] == [f"  note: {note}" for note in trend["notes"]]
+
+
 def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, workflow_copy):
     result = snakemake(snakemake_bin, workflow_copy, finished_run, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
@@ -325,6 +340,9 @@ def test_diverging_model_is_a_result_not_a_failure(finished_run, snakemake_bin, 
     shutil.copytree(finished_run, workdir, symlinks=True)
     result = snakemake(snakemake_bin, workflow_copy, workdir, configfile=configfile)
     assert result.returncode == 0, result.stderr[-3000:]
+    # every successful run ends with the headline, from the trend.json it has just written
+    trend = json.loads((workdir / "results" / "trend.json").read_text())
+    assert "\n".join(summary(trend)) in result.stdout and result.stdout.rstrip().endswith("the report: make report)")
     bad, good = config["models"][1]["name"], config["models"][0]["name"]
     assert f"wildcards: model={good}," not in result.stdout + result.stderr
     log = (workdir / "logs" / "train" / bad / "base" / "seed0.log").read_text()
