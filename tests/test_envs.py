@@ -165,7 +165,9 @@ def snakemake_env(repo, tmp_path_factory):
     folder = tmp_path_factory.mktemp("snakemake-env")
     pins = [f"{name}=={version}" for name, version in env_packages(repo, "snakemake").items() if name != "python"]
     subprocess.run([sys.executable, "-m", "venv", str(folder / "env")], check=True, timeout=120)
-    installed = run([str(folder / "env" / "bin" / "python"), "-m", "pip", "install", "-q", *pins], timeout=600)
+    # --no-compile: no bytecode written ahead (Python compiles what it imports, as it would)
+    installed = run([str(folder / "env" / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", *pins],
+                    timeout=600)
     assert installed.returncode == 0, installed.stderr[-2000:]
     for heavy in ("numpy", "pandas", "PIL", "torch", "pyarrow"):  # what the workflow must not need while it parses
         absent = run([str(folder / "env" / "bin" / "python"), "-c", f"import {heavy}"])
