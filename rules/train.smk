@@ -37,10 +37,10 @@ rule train:
         "logs/train/{model}/{trial}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{model}/{trial}/seed{seed}.tsv"
+    priority: training_priority
     conda:
         "../envs/training.yaml"
     threads: training_threads
-    priority: training_priority
     resources:
         gpu=training_gpus,
     params:
