@@ -6,6 +6,7 @@ dry-runs the workflow.
 """
 
 import ast
+import functools
 import importlib.metadata
 import os
 import re
@@ -86,6 +87,16 @@ def env_packages(repo, name) -> dict[str, str]:
     return packages
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def installed_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
 def third_party_imports(path: Path, repo: Path, everywhere: bool) -> set[str]:
     """The top-level modules outside the standard library that ``path`` imports, following the package's own
     modules: at any level (``everywhere``: what any call may import) or only the imports run when modules load."""
@@ -95,7 +106,7 @@ def third_party_imports(path: Path, repo: Path, everywhere: bool) -> set[str]:
         if module in seen:
             continue
         seen.add(module)
-        tree = ast.parse(module.read_text())
+        tree = parsed(module)
         nodes = ast.walk(tree) if everywhere else (
             node for top in tree.body if not isinstance(top, ast.FunctionDef | ast.ClassDef) for node in ast.walk(top))
         for node in nodes:
@@ -126,7 +137,7 @@ def rule_scripts(repo) -> dict[str, tuple[Path, str]]:
 
 def distributions(modules: set[str]) -> set[str]:
     """The installed distributions (lower-case PyPI names) that provide these top-level modules."""
-    provided = importlib.metadata.packages_distributions()
+    provided = installed_distributions()
     return {dist.lower().replace("_", "-") for module in modules for dist in provided.get(module, [module])}
 
 
@@ -141,7 +152,7 @@ def test_each_rules_environment_holds_what_its_job_imports(repo):
     for rule, (script, env) in rules.items():
         needed = third_party_imports(script, repo, everywhere=env == "training")
         needed |= {name for name in third_party_imports(script, repo, everywhere=True)
-                   if any(name in ast.dump(node) for node in ast.walk(ast.parse(script.read_text()))
+                   if any(name in ast.dump(node) for node in ast.walk(parsed(script))
                           if isinstance(node, ast.Import | ast.ImportFrom))}
         missing = distributions(needed) - set(env_packages(repo, env))
         assert not missing, f"rule {rule} ({script.name}) imports {sorted(missing)}, which envs/{env}.yaml lacks"
@@ -178,9 +189,10 @@ def snakemake_env(repo, tmp_path_factory):
 
 def light_dry_run(snakemake_env, tmp_path, *args):
     """A dry run of the clone's bundled config (plus ``args``) by the Snakemake environment's own executable, with
-    nothing else on the path (no venv of the project's)."""
+    nothing else on the path (no venv of the project's) but conda's folder where conda is."""
     bin_dir, clone = snakemake_env
-    environment = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"])}
+    conda = [os.path.dirname(shutil.which("conda"))] if shutil.which("conda") else []
+    environment = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), *conda, "/usr/bin", "/bin"])}
     environment.pop("PYTHONPATH", None)
     return subprocess.run([str(bin_dir / "snakemake"), "-n", "--cores", "2", "--directory", str(tmp_path / "run"),
                            "-s", str(clone / "Snakefile"), *args], capture_output=True, text=True, timeout=300,
@@ -198,6 +210,7 @@ def imagenet_folders(tmp_path) -> Path:
     return override
 
 
+@pytest.mark.slow  # pip installs Snakemake from the package index
 @pytest.mark.parametrize("conda", [False, True], ids=["venv", "use-conda"])
 def test_the_snakemake_environment_dry_runs_the_bundled_and_imagenet_configs(snakemake_env, tmp_path, conda):
     if conda and shutil.which("conda") is None:

@@ -2,6 +2,7 @@
 Snakemake, a full disk, corrupt files, a diverging model. Each test names its row."""
 
 import hashlib
+import logging
 import os
 import re
 import shlex
@@ -158,13 +159,49 @@ def test_a_checkpoint_has_one_writer_at_a_time(repo, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     first = job(600)
-    assert first.stdout.readline() == "writing\n"
-    second = job(0)
-    warning = second.stderr.readline()
-    assert warning.startswith(f"{checkpoint}.lock: another job still writes this checkpoint") and second.poll() is None
-    first.kill()
-    first.wait(timeout=60)
+    try:
+        assert first.stdout.readline() == "writing\n"
+        second = job(0)
+        warning = second.stderr.readline()
+        assert warning.startswith(f"{checkpoint}.lock: another job still writes this checkpoint")
+        assert second.poll() is None
+    finally:
+        first.kill()
+        first.wait(timeout=60)
     assert second.stdout.readline() == "writing\n" and second.wait(timeout=60) == 0
+
+
+def test_a_curve_finished_by_the_job_waited_for_is_kept(repo, mnist_betons, reference, tmp_path, capsys):
+    """Row: Snakemake died on SLURM and its training job ran on and finished while the rerun's submission of the same
+    job waited for it -> the waiting job keeps that curve (its rows match their hash, its fingerprint the job's)
+    instead of training it again. Without having waited, or for another job's curve, nothing is kept."""
+    from algoprogress.launch import finished_by_another, run_training
+
+    folder, _ = mnist_betons
+    checkpoint, curve = tmp_path / "seed0.pt", tmp_path / "seed0.parquet"
+    mine = job(folder, checkpoint=str(checkpoint))
+    curves.write_curve(curve, reference, {"fingerprint": mine.fingerprint()})
+    assert finished_by_another(mine, str(curve)) and not finished_by_another(job(folder, seed=1), str(curve))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_CHECKPOINT, str(checkpoint), "600"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(repo / "src")})
+
+    class EndTheHolderOnceWaiting(logging.Handler):  # the holder ends once run_training says it waits for it
+        def emit(self, record):
+            if "another job still writes this checkpoint" in record.getMessage():
+                holder.kill()
+
+    handler = EndTheHolderOnceWaiting()
+    logging.getLogger("algoprogress.checkpoints").addHandler(handler)
+    try:
+        assert holder.stdout.readline() == "writing\n"
+        written = curve.stat().st_mtime_ns
+        run_training(mine, str(curve))  # waits for the holder, then keeps its curve
+    finally:
+        logging.getLogger("algoprogress.checkpoints").removeHandler(handler)
+        holder.kill()
+        holder.wait(timeout=60)
+    assert "finished by an earlier submission of this job, which this one waited for; kept" in capsys.readouterr().err
+    assert curve.stat().st_mtime_ns == written
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte"])

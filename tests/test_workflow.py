@@ -139,6 +139,7 @@ def test_a_threshold_met_at_step_zero_is_flagged_through_the_real_rules(extreme_
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_the_headline_says_threshold_doubling_time_intervals_factor_and_models(finished_run):
     trend = json.loads((finished_run / "results" / "trend.json").read_text())
     lines = summary(trend)
@@ -153,6 +154,7 @@ def test_the_headline_says_threshold_doubling_time_intervals_factor_and_models(f
     assert lines[4:] == [f"  note: {note}" for note in trend["notes"]]
 
 
+@pytest.mark.slow
 def test_rerun_has_nothing_to_do(finished_run, snakemake_bin, workflow_copy):
     result = snakemake(snakemake_bin, workflow_copy, finished_run, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr

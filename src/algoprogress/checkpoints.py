@@ -33,9 +33,9 @@ def sole_writer(checkpoint_path: str | Path | None):
     then loads the newest checkpoint it left: a checkpoint never has two writers. ``flock`` locks are released by
     the kernel when their holder dies, SIGKILL included (on NFS, Linux takes them as POSIX locks, which the server
     keeps). The lock file stays (unlinking a lock file that another job may be waiting on would let a third take a
-    second lock)."""
+    second lock). Yields whether it had to wait."""
     if checkpoint_path is None:
-        yield
+        yield False
         return
     path = Path(f"{checkpoint_path}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,9 @@ def sole_writer(checkpoint_path: str | Path | None):
             log.warning("%s: another job still writes this checkpoint (an earlier submission of this job, still "
                         "running or checkpointing); waiting until it has exited, then resuming from it", path)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+            yield True
+            return
+        yield False
 
 
 def state_digest(value, digest=None) -> str:

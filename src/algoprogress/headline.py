@@ -55,11 +55,16 @@ def summary(trend: dict) -> list[str]:
 
 
 def print_headline(path: str | Path = TREND) -> None:
-    """Print the headline of ``path`` (nothing where there is none: a run of some targets only)."""
+    """Print the headline of ``path`` (nothing where there is none: a run of some targets only). A trend.json it
+    cannot summarise (of another version, damaged) gets one line saying so: the run itself succeeded."""
     if not os.path.isfile(path):
         return
     written = dt.datetime.fromtimestamp(os.path.getmtime(path)).strftime("%Y-%m-%d %H:%M")
-    with open(path) as file:
-        lines = summary(json.load(file))
+    try:
+        with open(path) as file:
+            lines = summary(json.load(file))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"warning: {path}: no headline printed ({type(error).__name__}: {error})", flush=True)
+        return
     print("\n".join([*lines, f"  (from {path}, written {written}; every threshold, fit and interval: results/trend.csv,"
                                " the report: make report)"]), flush=True)

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from algoprogress import checkpoints, gpus
+from algoprogress import checkpoints, curves, gpus
 from algoprogress.training import TrainingJob, train
 
 SOURCE_DIR = Path(__file__).resolve().parents[1]
@@ -45,12 +45,31 @@ def job_from_json(data: dict) -> TrainingJob:
     return TrainingJob(**data)
 
 
+def finished_by_another(job: TrainingJob, curve_path: str) -> bool:
+    """Whether ``curve_path`` already holds this job's whole curve: written by an earlier submission of the job that
+    this one waited for (``checkpoints.sole_writer``: a SLURM job of a Snakemake that died, which ran on and
+    finished), its rows matching their hash and its fingerprint this job's. Snakemake removes a job's output before
+    running it, so nothing else puts a curve there."""
+    if not os.path.exists(curve_path):
+        return False
+    try:
+        curves.read_curve(curve_path)
+    except curves.CurveError:
+        return False
+    return curves.read_curve_metadata(curve_path).get("fingerprint") == json.loads(json.dumps(job.fingerprint()))
+
+
 def run_training(job: TrainingJob, curve_path: str, processes: int = 1) -> None:
-    with checkpoints.sole_writer(job.checkpoint_path), gpus.claim(processes):
-        if processes == 1:
-            train(job, curve_path)
+    with checkpoints.sole_writer(job.checkpoint_path) as waited:
+        if waited and finished_by_another(job, curve_path):
+            print(f"{curve_path}: finished by an earlier submission of this job, which this one waited for; kept",
+                  file=sys.stderr)
             return
-        _torchrun(job, curve_path, processes)
+        with gpus.claim(processes):
+            if processes == 1:
+                train(job, curve_path)
+                return
+            _torchrun(job, curve_path, processes)
 
 
 def _torchrun(job: TrainingJob, curve_path: str, processes: int) -> None:

@@ -449,7 +449,8 @@ class TrainingRun:
     def metadata(self, **extra) -> dict:
         job = self.job
         return {
-            "training_version": versions.TRAINING, "model": job.model_name, "arch": job.arch,
+            "training_version": versions.TRAINING, "fingerprint": job.fingerprint(), "model": job.model_name,
+            "arch": job.arch,
             "seed": job.seed, "trial": job.trial, "kwargs": job.kwargs,
             "num_classes": job.num_classes, "recipe": self.recipe,
             "fvcore_multiply_adds_per_image": {str(k): v for k, v in sorted(job.multiply_adds.items())},

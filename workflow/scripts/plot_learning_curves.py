@@ -9,8 +9,9 @@ Snakemake rule `plot_learning_curves`; also a CLI:
 import algoprogress_path  # noqa: F401  (makes src/ importable)
 import pandas as pd
 
-from algoprogress.cli import entry
-from algoprogress.curves import read_curves
+from algoprogress.cli import entry, fail
+from algoprogress.curves import CurveError, read_curves
+from algoprogress.integrity import curve_problem_in_job
 from algoprogress.plots import learning_curves_figure
 from algoprogress.thresholds import resolved_values
 
@@ -19,7 +20,11 @@ def run(curve_files, threshold, out, thresholds_file=None):
     value = threshold["value"]
     if thresholds_file is not None:  # a threshold defined by the reference: its resolved value
         value = resolved_values(pd.read_parquet(thresholds_file)).get(threshold["name"], value)
-    learning_curves_figure(read_curves(curve_files), threshold["metric"], float(value), out)
+    try:
+        curves = read_curves(curve_files)
+    except CurveError as error:
+        fail(curve_problem_in_job(str(error)))
+    learning_curves_figure(curves, threshold["metric"], float(value), out)
 
 
 def arguments(parser):
