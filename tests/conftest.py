@@ -25,13 +25,13 @@ def pytest_collection_modifyitems(items):
     fixture is built once: the tests that share the finished tiny run form one group, and the other tests of a
     module one group each (their module's fixtures). Groups are handed out in the order of their first test
     (`--no-loadscope-reorder`): the SLURM tests first (they mostly wait for their cluster, the longest group in wall
-    time, and started last the suite would end waiting for them alone), then the groups whose fixture runs the whole
-    tiny workflow (`finished_run`, `finished_sweep`: the next longest), then the rest in file order."""
+    time, and started last the suite would end waiting for them alone), then the finished run's group (the next
+    longest), then the rest in file order."""
     for item in items:
         group = "finished_run" if "finished_run" in item.fixturenames else item.module.__name__.rsplit(".", 1)[-1]
         item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: (item.module.__name__ != "tests.test_slurm",  # stable: the rest in file order
-                                 not any(name in item.fixturenames for name in ("finished_run", "finished_sweep"))))
+                                 "finished_run" not in item.fixturenames))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -265,15 +265,15 @@ def recorded_curves(log: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def finished_sweep(snakemake_bin, workflow_copy, tmp_path_factory):
-    """The tiny experiment with the sweep's runs trained and analysed, by a run that was killed (SIGKILL, Snakemake
-    with its running jobs, as when the machine or the session is lost) once a trial had finished and another had
-    checkpointed (every evaluation checkpoints: a runtime key), then unlocked and rerun. A second `snakemake` started
-    beside the first is refused. The dry run before it is kept beside it (first_round.txt), and what the kill left
-    (killed.json). Its own run, not the finished tiny run's copy: its tests form a group of their own
-    (tests/conftest.py), which another pytest-xdist worker runs beside the finished run's."""
+def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory):
+    """The finished tiny run (its data and FLOP counts reused: the suite is CPU-bound on two cores, and a run of its
+    own, on another worker, measured no faster) with the sweep's runs trained and analysed, by a run that was killed
+    (SIGKILL, Snakemake with its running jobs, as when the machine or the session is lost) once a trial had finished
+    and another had checkpointed (every evaluation checkpoints: a runtime key), then unlocked and rerun. A second
+    `snakemake` started beside the first is refused. The dry run before it is kept beside it (first_round.txt), and
+    what the kill left (killed.json)."""
     workdir = tmp_path_factory.mktemp("sweep") / "run"
-    workdir.mkdir()
+    shutil.copytree(finished_run, workdir, symlinks=True)
 
     def killed_sweep(config):
         sweep_grids(config)
