@@ -105,7 +105,7 @@ def stop(name: str, pid: int, since: str, log: Path | None = None):
 
 
 def started(name: str, log: Path | None = None) -> tuple:
-    """The newest process of that name, as stop() takes it: (name, pid, start time, log)."""
+    """The process of that name (``pid_of``), as stop() takes it: (name, pid, start time, log)."""
     pid = pid_of(name)
     state = process_state(pid) if pid is not None else None
     if state is None:
@@ -114,7 +114,9 @@ def started(name: str, log: Path | None = None) -> tuple:
 
 
 def pid_of(name: str) -> int | None:
-    result = run("pgrep", "-x", "-n", name, check=False)
+    """The oldest process of that name: a daemon, not a child it forks that still bears its name for a moment
+    (slurmctld forks slurmscriptd, which took for slurmctld once left the real one running after the tests)."""
+    result = run("pgrep", "-x", "-o", name, check=False)
     return int(result.stdout.split()[0]) if result.returncode == 0 else None
 
 
@@ -125,6 +127,8 @@ def slurm_cluster(tmp_path_factory):
     if CONF.exists() and MARKER not in CONF.read_text():
         pytest.skip(f"{CONF} belongs to another SLURM installation: not touching it")
     install_slurm()
+    if pid_of("slurmctld") or pid_of("slurmd"):
+        pytest.skip("a SLURM daemon is already running here: not starting a second one")
     state = tmp_path_factory.mktemp("slurm")
     for sub in ("slurmctld", "slurmd"):
         (state / sub).mkdir()
@@ -134,8 +138,6 @@ def slurm_cluster(tmp_path_factory):
     CONF.write_text(MARKER + "\n" + TEMPLATE.read_text().format(
         host=host, state=state, cpus=os.cpu_count(), memory_mb=memory_mb))
 
-    if pid_of("slurmctld") or pid_of("slurmd"):
-        pytest.skip("a SLURM daemon is already running here: not starting a second one")
     daemons = []
     try:
         if pid_of("munged") is None:
