@@ -5,7 +5,7 @@ dry-runs the workflow.
 (The conda channels cannot be reached where the tests run, so the jobs' environments are checked, not built.)
 """
 
-import ast
+import dis
 import functools
 import importlib.metadata
 import os
@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -88,13 +89,33 @@ def env_packages(repo, name) -> dict[str, str]:
 
 
 @functools.cache
-def parsed(path: Path) -> ast.Module:
-    return ast.parse(path.read_text())
+def imports_in(path: Path, everywhere: bool) -> frozenset[str]:
+    """The modules ``path`` imports (``from a import b`` gives both ``a`` and ``a.b``), read from its bytecode: in its
+    module-level code, or (``everywhere``) in its functions and classes too. Bytecode rather than ``ast``: CPython
+    3.11.7's ``ast.parse`` now and then fails in a long-lived test worker ("AST constructor recursion depth
+    mismatch", python/cpython#106905, fixed in 3.11.8); ``compile`` to bytecode makes no AST objects."""
+    objects, names = [compile(path.read_text(), str(path), "exec")], set()
+    while objects:
+        code, module = objects.pop(), None
+        for instruction in dis.get_instructions(code):
+            if instruction.opname == "IMPORT_NAME" and instruction.argval:
+                module = instruction.argval
+                names.add(module)
+            elif instruction.opname == "IMPORT_FROM" and module:
+                names.add(f"{module}.{instruction.argval}")
+        if everywhere:
+            objects += [constant for constant in code.co_consts if isinstance(constant, types.CodeType)]
+    return frozenset(names)
 
 
 @functools.cache
 def installed_distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
+
+
+def third_party(name: str) -> bool:
+    top = name.split(".")[0]
+    return top not in sys.stdlib_module_names and top not in ("algoprogress", "algoprogress_path", "__future__")
 
 
 def third_party_imports(path: Path, repo: Path, everywhere: bool) -> set[str]:
@@ -106,20 +127,12 @@ def third_party_imports(path: Path, repo: Path, everywhere: bool) -> set[str]:
         if module in seen:
             continue
         seen.add(module)
-        tree = parsed(module)
-        nodes = ast.walk(tree) if everywhere else (
-            node for top in tree.body if not isinstance(top, ast.FunctionDef | ast.ClassDef) for node in ast.walk(top))
-        for node in nodes:
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-                if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            for name in names:
-                top = name.split(".")[0]
-                if top == "algoprogress":
-                    own = repo / "src" / Path(*name.split("."))
-                    todo += [file for file in (own.with_suffix(".py"), own / "__init__.py") if file.is_file()]
-                elif top not in sys.stdlib_module_names and top not in ("algoprogress_path", "__future__"):
-                    found.add(top)
+        for name in imports_in(module, everywhere):
+            if name.split(".")[0] == "algoprogress":
+                own = repo / "src" / Path(*name.split("."))
+                todo += [file for file in (own.with_suffix(".py"), own / "__init__.py") if file.is_file()]
+            elif third_party(name):
+                found.add(name.split(".")[0])
     return found
 
 
@@ -151,9 +164,7 @@ def test_each_rules_environment_holds_what_its_job_imports(repo):
     assert {"train", "count_flops", "prepare_data", "thresholds", "trend", "select_trials"} <= set(rules)
     for rule, (script, env) in rules.items():
         needed = third_party_imports(script, repo, everywhere=env == "training")
-        needed |= {name for name in third_party_imports(script, repo, everywhere=True)
-                   if any(name in ast.dump(node) for node in ast.walk(parsed(script))
-                          if isinstance(node, ast.Import | ast.ImportFrom))}
+        needed |= {name.split(".")[0] for name in imports_in(script, everywhere=True) if third_party(name)}
         missing = distributions(needed) - set(env_packages(repo, env))
         assert not missing, f"rule {rule} ({script.name}) imports {sorted(missing)}, which envs/{env}.yaml lacks"
     everything = set()

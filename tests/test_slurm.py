@@ -104,18 +104,21 @@ def stop(name: str, pid: int, since: str, log: Path | None = None):
                       f"its log ends: {' | '.join(tail)}", stacklevel=2)
 
 
-def started(name: str, log: Path | None = None) -> tuple:
-    """The process of that name (``pid_of``), as stop() takes it: (name, pid, start time, log)."""
-    pid = pid_of(name)
-    state = process_state(pid) if pid is not None else None
+def started(name: str, pid_file: Path, log: Path | None = None) -> tuple:
+    """The daemon the pid file names, once it has written it, as stop() takes it: (name, pid, start time, log). The
+    pid file, not the process list: a daemon forks on its way (into the background; slurmctld also into
+    slurmscriptd), and a process that bears its name for a moment was once taken for it and the daemon left running
+    after the tests, so that the next suite skipped every SLURM test."""
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), 60, f"{name}'s pid file {pid_file}")
+    pid = int(pid_file.read_text())
+    state = process_state(pid)
     if state is None:
         raise RuntimeError(f"{name} did not start (see {log})" if log else f"{name} did not start")
     return name, pid, state[1], log
 
 
 def pid_of(name: str) -> int | None:
-    """The oldest process of that name: a daemon, not a child it forks that still bears its name for a moment
-    (slurmctld forks slurmscriptd, which took for slurmctld once left the real one running after the tests)."""
+    """A running process of that name, if any."""
     result = run("pgrep", "-x", "-o", name, check=False)
     return int(result.stdout.split()[0]) if result.returncode == 0 else None
 
@@ -143,12 +146,12 @@ def slurm_cluster(tmp_path_factory):
         if pid_of("munged") is None:
             Path("/run/munge").mkdir(parents=True, exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
-            run("munged", "--force")
-            daemons.append(started("munged"))
+            run("munged", "--force", "--pid-file", str(state / "munged.pid"))
+            daemons.append(started("munged", state / "munged.pid"))
         run("slurmctld")
-        daemons.append(started("slurmctld", state / "slurmctld.log"))
+        daemons.append(started("slurmctld", state / "slurmctld.pid", state / "slurmctld.log"))
         run("slurmd")
-        daemons.append(started("slurmd", state / "slurmd.log"))
+        daemons.append(started("slurmd", state / "slurmd.pid", state / "slurmd.log"))
         wait_for(node_idle, 60, "the SLURM node to come up")
         yield {"host": host, "state": state}
     finally:
@@ -214,7 +217,7 @@ def running_slurm_jobs(comment_part: str) -> list[str]:
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, snakemake_bin, workflow_copy, one_seed_config, tmp_path_factory):
     """The tiny experiment (one seed) through the SLURM profile, during which SLURM ends each training job once it
-    has taken some steps: MobileNetV2's cancelled (SIGTERM to the whole job, SIGKILL after the test cluster's 5 s
+    has taken some steps: MobileNetV2's cancelled (SIGTERM to the whole job, SIGKILL after the test cluster's 15 s
     KillWait; the job fails and the profile's retries resubmit it), ShuffleNetV2's requeued (the same job runs
     again). Each checkpoints on the SIGTERM and resumes there."""
     workdir = tmp_path_factory.mktemp("slurm-run")
@@ -273,7 +276,7 @@ def test_every_job_ran_as_a_slurm_job(slurm_run, workflow_copy):
 @pytest.mark.slow
 def test_a_cancelled_training_job_checkpoints_within_killwait_and_its_retry_resumes(slurm_run):
     """Row: SLURM ends a training job as at a time limit or on preemption (SIGTERM to the batch script and the job
-    step, SIGKILL 5 s later): the training checkpointed where it was before the kill, the job failed, the profile's
+    step, SIGKILL 15 s later): the training checkpointed where it was before the kill, the job failed, the profile's
     retries resubmitted it, and the resubmission resumed there (that its curve is the uninterrupted one: the local
     comparison below)."""
     workdir, output, _ = slurm_run
