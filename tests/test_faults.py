@@ -1,7 +1,6 @@
 """The fault matrix of docs/reliability.md: killed and terminated jobs, a killed Snakemake, a second
 Snakemake, a full disk, corrupt files, a diverging model. Each test names its row."""
 
-import hashlib
 import logging
 import os
 import re
@@ -10,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,7 +16,7 @@ import yaml
 
 from algoprogress import curves, training
 from algoprogress.checkpoints import load_checkpoint, previous_checkpoint
-from algoprogress.fileio import read_json
+from algoprogress.fileio import read_json, sha256_of_file
 from algoprogress.integrity import curve_problem_in_job, parquet_frame_problem
 from algoprogress.training import TrainingInterrupted, train
 from tests.helpers import short_job, snakemake, trained
@@ -347,13 +345,9 @@ def test_corrupt_curve_is_detected_by_its_hash(reference, tmp_path):
 # --- the workflow ------------------------------------------------------------------------------------------
 
 
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def snapshot(workdir):
     """Every file of a run but Snakemake's own records, with its content and time stamp."""
-    return {str(path.relative_to(workdir)): (digest(path), path.stat().st_mtime_ns)
+    return {str(path.relative_to(workdir)): (sha256_of_file(path), path.stat().st_mtime_ns)
             for path in sorted(workdir.rglob("*")) if path.is_file() and ".snakemake" not in path.parts}
 
 
@@ -370,7 +364,7 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     curve = results / "curves" / "shufflenet_v2_x0_5" / "base" / "seed0.parquet"  # the cheaper model is retrained
     kept = [results / "curves" / model / "base" / f"seed{seed}.parquet"
             for model, seed in (("shufflenet_v2_x0_5", 1), ("mobilenet_v2", 0))]
-    kept_digests = [digest(path) for path in kept]
+    kept_digests = [sha256_of_file(path) for path in kept]
 
     # a byte flipped inside val.beton (its size unchanged) is found by the training job that reads it
     val = results / "data" / "val.beton"
@@ -422,7 +416,7 @@ def test_damaged_curve_and_data_stop_the_run_until_repaired(snakemake_bin, workf
     assert run.returncode == 0, output[-3000:]
     assert trained(output) == [("shufflenet_v2_x0_5", "0")]
     assert "rule prepare_data" not in output and "rule thresholds" in output
-    assert [digest(path) for path in kept] == kept_digests
+    assert [sha256_of_file(path) for path in kept] == kept_digests
     assert curves.read_curve(curve)["step"].iloc[0] == 0
 
 

@@ -2,7 +2,6 @@
 
 import copy
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -11,12 +10,12 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from algoprogress.config import ConfigError, validate_config
+from algoprogress.fileio import sha256_of_file
 from algoprogress.sweeps import SweepError, format_value, trial_name, trial_values
 from tests.helpers import planned_jobs, run, snakemake, snakemake_command, tiny_with, train_jobs
 
@@ -304,7 +303,7 @@ def finished_sweep(snakemake_bin, workflow_copy, finished_run, tmp_path_factory)
     # finished: the curves whose jobs Snakemake recorded as finished (one written in the instant before the kill
     # is not recorded: the rerun trains it again, as rerun-incomplete does)
     curves = workdir / "results" / "curves"
-    finished = {name: digest(curves / name) for name in recorded_curves(log.read_text())}
+    finished = {name: sha256_of_file(curves / name) for name in recorded_curves(log.read_text())}
     resumable = {str(path.relative_to(checkpoints).with_suffix("")) for path in checkpoints.rglob("*.pt")}
     assert resumable, "no job was running with a checkpoint when Snakemake was killed"
     (workdir.parent / "killed.json").write_text(json.dumps({"finished": finished, "resumable": sorted(resumable)}))
@@ -462,10 +461,6 @@ def test_the_trial_chosen_on_the_selection_seed_is_measured_on_the_confirmation_
     assert rows.loc[rows["threshold_name"] != "own", "train_flops_level_up"].isna().all()
 
 
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 @pytest.mark.slow
 def test_a_killed_sweep_loses_nothing(finished_sweep, snakemake_bin, workflow_copy, tmp_path):
     """Rows: Snakemake killed with its jobs in the middle of a sweep. The rerun retrained no trial that had finished
@@ -474,7 +469,7 @@ def test_a_killed_sweep_loses_nothing(finished_sweep, snakemake_bin, workflow_co
     gives the same curve (timing columns aside), hence the same analysis."""
     killed = json.loads((finished_sweep.parent / "killed.json").read_text())
     curves = finished_sweep / "results" / "curves"
-    assert all(digest(curves / name) == value for name, value in killed["finished"].items())
+    assert all(sha256_of_file(curves / name) == value for name, value in killed["finished"].items())
     for name in killed["resumable"]:
         model, trial, seed = name.split("/")
         log = (finished_sweep / "logs" / "train" / model / trial / f"{seed}.log").read_text()

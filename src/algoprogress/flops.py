@@ -188,7 +188,6 @@ def count_multiply_adds(arch: str, num_classes: int, resolution: int, kwargs: di
         "uncounted_operators": sorted(analysis.unsupported_ops()),
         "counter": f"fvcore {getattr(fvcore, '__version__', 'unknown')}",
         "convention": CONVENTION,
-        "version": versions.FLOP_COUNT,
     }
 
 

@@ -5,9 +5,10 @@ the fit, the notes. Standard library only: it runs in Snakemake's own process (e
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
+
+from algoprogress.fileio import read_json
 
 TREND = Path("results", "trend.json")
 
@@ -61,8 +62,7 @@ def print_headline(path: str | Path = TREND) -> None:
         return
     written = dt.datetime.fromtimestamp(os.path.getmtime(path)).strftime("%Y-%m-%d %H:%M")
     try:
-        with open(path) as file:
-            lines = summary(json.load(file))
+        lines = summary(read_json(path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"warning: {path}: no headline printed ({type(error).__name__}: {error})", flush=True)
         return

@@ -41,10 +41,15 @@ def curve_problem(problem: str, command: str) -> str:
     return f"{problem}; run `{command}` to set it aside, then rerun: only it is retrained"
 
 
+def repair_command_here() -> str:
+    """``repair_command`` for a job of the workflow in this package's checkout, run in Snakemake's working
+    directory."""
+    return repair_command(Path(__file__).resolve().parents[2], os.getcwd())
+
+
 def curve_problem_in_job(problem: str) -> str:
-    """``curve_problem`` for a job of the workflow in this package's checkout, run in Snakemake's working directory
-    (the jobs that read curves stop with it)."""
-    return curve_problem(problem, repair_command(Path(__file__).resolve().parents[2], os.getcwd()))
+    """``curve_problem`` for a job (the jobs that read curves stop with it)."""
+    return curve_problem(problem, repair_command_here())
 
 
 def data_problem(problem: str, command: str) -> str:

@@ -12,7 +12,6 @@ one exists, and checkpoints on SIGTERM. A model that diverges (non-finite loss) 
 failure: its curve up to that point is written, marked `diverged`, and the job succeeds.
 """
 
-import os
 import pathlib
 import sys
 
@@ -24,7 +23,7 @@ from algoprogress.config import ConfigError, model_table, network_spec, trial_tr
 from algoprogress.datafiles import DataError, count_classes, verify_data_files
 from algoprogress.fileio import read_json
 from algoprogress.flops import merge_counts, per_image_costs
-from algoprogress.integrity import data_problem, repair_command
+from algoprogress.integrity import data_problem, repair_command_here
 from algoprogress.launch import TrainingFailed, run_training
 from algoprogress.schedules import flop_resolutions
 from algoprogress.training import TrainingInterrupted, TrainingJob
@@ -38,7 +37,7 @@ def verify_or_fail(manifest, train_beton, val_beton):
     try:
         verify_data_files(manifest, {"train": train_beton, "val": val_beton})
     except DataError as error:
-        fail(data_problem(str(error), repair_command(WORKFLOW_DIR, os.getcwd())))
+        fail(data_problem(str(error), repair_command_here()))
 
 
 def run(name, trial, seed, spec, settings, train_beton, val_beton, manifest, flops_jsons, out, threads,
